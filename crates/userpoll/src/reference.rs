@@ -1,0 +1,219 @@
+//! The reference backend: one kernel epoll instance, every registration
+//! edge-triggered (`EPOLLET`), a generation in each epoll data word.
+//!
+//! It is deliberately simple so that it is obviously correct, and it proves
+//! the conformance suite before the two real backends exist. How it keeps
+//! each rule:
+//! - S1, S2, S4: `EPOLLET` registrations are never re-armed; epoll checks
+//!   readiness when an fd is added or modified.
+//! - S3: epoll queues an fd at most once on its ready list, so one
+//!   `epoll_wait` returns it at most once with the OR of its bits.
+//! - S5, S6: the epoll data is the table [`Key`](crate::table::Key); an
+//!   event whose key is no longer current (deleted, modified, slot reused)
+//!   is dropped and counted in [`Counter::StaleDropped`].
+//! - S7: `EPOLLONESHOT`. S8, S9: the [`Table`](crate::table::Table).
+//! - S11: `epoll_ctl` works from any thread and wakes `epoll_wait`.
+//! - S13: closing a registered fd removes it from the kernel's epoll set;
+//!   the table keeps the fd number until `delete` (which then succeeds),
+//!   and `add` of that number fails with EEXIST until then.
+//! - S14: the epoll fd is the only kernel object; it closes with the last
+//!   of the poller and its control handles.
+//!
+//! Every `wait` is one `epoll_wait`; every control call one `epoll_ctl`.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::sys::errno_of;
+use crate::table::{Key, Table};
+use crate::{syscall, Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats};
+
+#[derive(Debug)]
+struct Inner {
+    epfd: OwnedFd,
+    table: Mutex<Table<()>>,
+    counters: Counters,
+}
+
+impl Inner {
+    fn table(&self) -> MutexGuard<'_, Table<()>> {
+        // A panic while holding the lock leaves the table consistent (every
+        // mutation is a single call), so a poisoned lock is still usable.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ctl(&self, op: i32, fd: i32, interest: Interest, key: Key) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: interest.mask() | crate::bits::ET | (interest.bits() & crate::bits::ONESHOT),
+            u64: key.to_u64(),
+        };
+        self.counters.incr(Counter::EpollCtl);
+        // SAFETY: epfd is open for the life of self; ev is a live epoll_event.
+        syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev)).map(drop)
+    }
+}
+
+/// The reference poller. See the module documentation.
+#[derive(Debug)]
+pub struct Reference {
+    control: ReferenceControl,
+    buf: Vec<libc::epoll_event>,
+}
+
+/// The control handle of a [`Reference`] poller.
+#[derive(Debug, Clone)]
+pub struct ReferenceControl {
+    inner: Arc<Inner>,
+}
+
+impl Reference {
+    /// A poller for at most `capacity` registrations (1 or more).
+    pub fn new(capacity: usize) -> io::Result<Reference> {
+        if capacity == 0 {
+            return Err(crate::sys::error(
+                libc::EINVAL,
+                "a poller needs a capacity of at least 1",
+            ));
+        }
+        // SAFETY: plain system call with no pointers.
+        let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        // SAFETY: epoll_create1 returned a new fd that nothing else owns.
+        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Reference {
+            control: ReferenceControl {
+                inner: Arc::new(Inner {
+                    epfd,
+                    table: Mutex::new(Table::with_capacity(capacity)),
+                    counters: Counters::new(),
+                }),
+            },
+            buf: Vec::with_capacity(capacity.min(1024)),
+        })
+    }
+}
+
+impl Control for ReferenceControl {
+    fn add(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
+        let fd = fd.as_raw_fd();
+        let mut table = self.inner.table();
+        let key = table.insert(fd, interest, data, ())?;
+        if let Err(e) = self.inner.ctl(libc::EPOLL_CTL_ADD, fd, interest, key) {
+            table.remove(fd).expect("just inserted");
+            return Err(e);
+        }
+        self.inner.counters.incr(Counter::ControlOps);
+        Ok(())
+    }
+
+    fn modify(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
+        let fd = fd.as_raw_fd();
+        let mut table = self.inner.table();
+        let (old_interest, old_data) = {
+            let reg = table.by_fd(fd)?;
+            (reg.interest, reg.data)
+        };
+        let (_, reg) = table.modify(fd, interest, data)?;
+        let key = reg.key;
+        match self.inner.ctl(libc::EPOLL_CTL_MOD, fd, interest, key) {
+            Ok(()) => {}
+            // The fd was closed while registered (S13): the kernel dropped
+            // it; nothing to re-arm until the caller deletes it.
+            Err(e) if errno_of(&e) == Some(libc::ENOENT) => {}
+            Err(e) => {
+                // Restore interest and data; the key stays new, which only
+                // drops events of the old key, as a failed call must not
+                // deliver new ones either.
+                table.modify(fd, old_interest, old_data).expect("registered");
+                return Err(e);
+            }
+        }
+        self.inner.counters.incr(Counter::ControlOps);
+        Ok(())
+    }
+
+    fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let fd = fd.as_raw_fd();
+        let mut table = self.inner.table();
+        table.by_fd(fd)?;
+        let interest = table.by_fd(fd)?.interest;
+        match self.inner.ctl(libc::EPOLL_CTL_DEL, fd, interest, Key::from_u64(0)) {
+            Ok(()) => {}
+            // Closed while registered (S13), or the number now names another
+            // file: the kernel holds nothing for it under this number.
+            Err(e) if matches!(errno_of(&e), Some(libc::ENOENT | libc::EBADF)) => {}
+            Err(e) => return Err(e),
+        }
+        table.remove(fd)?;
+        self.inner.counters.incr(Counter::ControlOps);
+        Ok(())
+    }
+}
+
+impl Poller for Reference {
+    type Control = ReferenceControl;
+
+    fn control(&self) -> &ReferenceControl {
+        &self.control
+    }
+
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
+        events.clear();
+        let inner = &*self.control.inner;
+        let max = events.capacity().min(self.buf.capacity()).max(1);
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let n = loop {
+            let ms = match deadline {
+                None => -1,
+                Some(d) => timeout_ms(d.saturating_duration_since(Instant::now())),
+            };
+            inner.counters.incr(Counter::EpollWait);
+            // SAFETY: buf has capacity for `max` entries; the kernel writes
+            // at most `max` and returns how many.
+            let r = syscall!(epoll_wait(
+                inner.epfd.as_raw_fd(),
+                self.buf.as_mut_ptr(),
+                max as i32,
+                ms
+            ));
+            match r {
+                Ok(n) => break n as usize,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        // SAFETY: the kernel initialised the first n entries.
+        unsafe { self.buf.set_len(n) };
+        let table = inner.table();
+        let mut stale = 0;
+        for ev in self.buf.drain(..) {
+            match table.get(Key::from_u64(ev.u64)) {
+                Some(reg) => {
+                    let ready = ev.events & reg.interest.mask();
+                    events.push(Event::new(reg.data, Ready::from_bits(ready)));
+                }
+                None => stale += 1,
+            }
+        }
+        drop(table);
+        inner.counters.add(Counter::StaleDropped, stale);
+        inner.counters.add(Counter::EventsDelivered, events.len() as u64);
+        Ok(events.len())
+    }
+
+    fn capacity(&self) -> usize {
+        self.control.inner.table().capacity()
+    }
+
+    fn stats(&self) -> Stats {
+        self.control.inner.counters.snapshot()
+    }
+}
+
+/// Milliseconds for `epoll_wait`, rounded up so a short timeout still
+/// waits rather than spinning.
+fn timeout_ms(d: Duration) -> i32 {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    ms.min(i32::MAX as u128) as i32
+}

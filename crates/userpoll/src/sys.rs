@@ -1,0 +1,111 @@
+//! The one place where raw system-call results become `io::Result`, and the
+//! constructors for the errors the contract names (S9).
+
+use std::io;
+use std::os::fd::{BorrowedFd, RawFd};
+
+/// Calls a libc function and turns `-1` into the thread's `errno` as an
+/// `io::Error`, the way mio's `syscall!` does.
+///
+/// The call is made inside `unsafe`; the caller's `// SAFETY:` comment goes
+/// above the macro use.
+#[macro_export]
+macro_rules! syscall {
+    ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
+        #[allow(unused_unsafe, clippy::undocumented_unsafe_blocks)]
+        let res = unsafe { libc::$fn($($arg, )*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+
+/// An `io::Error` with the given errno and a message that says what the
+/// caller did and what to do instead.
+pub fn error(errno: i32, msg: impl std::fmt::Display) -> io::Error {
+    let kind = io::Error::from_raw_os_error(errno).kind();
+    io::Error::new(kind, Errno { errno, msg: msg.to_string() })
+}
+
+/// The payload of errors made by [`error`]: keeps the errno readable through
+/// [`errno_of`] even though `io::Error::new` drops `raw_os_error`.
+#[derive(Debug)]
+struct Errno {
+    errno: i32,
+    msg: String,
+}
+
+impl std::fmt::Display for Errno {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = errno_name(self.errno);
+        write!(f, "{} ({name})", self.msg)
+    }
+}
+
+impl std::error::Error for Errno {}
+
+/// The errno an error carries: the OS error code, or the one given to
+/// [`error`]. `None` for errors that carry no errno.
+pub fn errno_of(err: &io::Error) -> Option<i32> {
+    err.raw_os_error().or_else(|| {
+        err.get_ref()
+            .and_then(|e| e.downcast_ref::<Errno>())
+            .map(|e| e.errno)
+    })
+}
+
+/// Short symbolic name of the errnos the contract uses, for messages.
+pub fn errno_name(errno: i32) -> &'static str {
+    match errno {
+        libc::EBADF => "EBADF",
+        libc::EEXIST => "EEXIST",
+        libc::ENOENT => "ENOENT",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
+        libc::ENOSYS => "ENOSYS",
+        libc::EPERM => "EPERM",
+        libc::ENOMEM => "ENOMEM",
+        libc::EMFILE => "EMFILE",
+        _ => "errno",
+    }
+}
+
+/// EBADF unless `fd` refers to an open file description, checked with one
+/// `fcntl(F_GETFD)`. Backends whose kernel object reports a bad fd only
+/// asynchronously (an io_uring CQE) call this before changing any state.
+pub fn check_fd(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let raw: RawFd = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    match syscall!(fcntl(raw, libc::F_GETFD)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EBADF) => Err(error(
+            libc::EBADF,
+            format_args!("fd {raw} is not an open file descriptor; register an fd that is open"),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// Number of open file descriptors of this process (entries of
+/// `/proc/self/fd`, less the one used to read it). Tests of S14 compare it
+/// before and after a poller's life.
+pub fn open_fd_count() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/fd")?.count().saturating_sub(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_keeps_its_errno_and_message() {
+        let e = error(libc::ENOSPC, "poller is full");
+        assert_eq!(errno_of(&e), Some(libc::ENOSPC));
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert!(e.to_string().contains("poller is full (ENOSPC)"), "{e}");
+        let os = io::Error::from_raw_os_error(libc::EBADF);
+        assert_eq!(errno_of(&os), Some(libc::EBADF));
+        assert_eq!(errno_of(&io::Error::other("x")), None);
+    }
+}
