@@ -110,14 +110,18 @@ impl Counters {
     #[inline]
     pub fn add(&self, counter: Counter, n: u64) {
         if n != 0 {
-            self.slots[counter as usize].0.fetch_add(n, Ordering::Relaxed);
+            self.slots[counter as usize]
+                .0
+                .fetch_add(n, Ordering::Relaxed);
         }
     }
 
     /// Adds one to `counter`.
     #[inline]
     pub fn incr(&self, counter: Counter) {
-        self.slots[counter as usize].0.fetch_add(1, Ordering::Relaxed);
+        self.slots[counter as usize]
+            .0
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// A snapshot of every counter.
@@ -162,7 +166,10 @@ impl Stats {
     }
     /// All system calls, of every kind.
     pub fn syscalls(&self) -> u64 {
-        self.iter().filter(|(c, _)| c.is_syscall()).map(|(_, v)| v).sum()
+        self.iter()
+            .filter(|(c, _)| c.is_syscall())
+            .map(|(_, v)| v)
+            .sum()
     }
     /// All re-arms, of every cause.
     pub fn rearms(&self) -> u64 {

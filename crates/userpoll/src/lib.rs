@@ -64,7 +64,5 @@ pub use poller::{Control, Poller};
 
 /// Raw epoll bit values used by [`Interest`] and [`Ready`].
 pub mod bits {
-    pub use crate::interest::{
-        ERR, ET, EXCLUSIVE, HUP, IN, ONESHOT, OUT, PRI, RDHUP, WAKEUP,
-    };
+    pub use crate::interest::{ERR, ET, EXCLUSIVE, HUP, IN, ONESHOT, OUT, PRI, RDHUP, WAKEUP};
 }

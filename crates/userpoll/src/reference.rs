@@ -125,7 +125,9 @@ impl Control for ReferenceControl {
                 // Restore interest and data; the key stays new, which only
                 // drops events of the old key, as a failed call must not
                 // deliver new ones either.
-                table.modify(fd, old_interest, old_data).expect("registered");
+                table
+                    .modify(fd, old_interest, old_data)
+                    .expect("registered");
                 return Err(e);
             }
         }
@@ -138,7 +140,10 @@ impl Control for ReferenceControl {
         let mut table = self.inner.table();
         table.by_fd(fd)?;
         let interest = table.by_fd(fd)?.interest;
-        match self.inner.ctl(libc::EPOLL_CTL_DEL, fd, interest, Key::from_u64(0)) {
+        match self
+            .inner
+            .ctl(libc::EPOLL_CTL_DEL, fd, interest, Key::from_u64(0))
+        {
             Ok(()) => {}
             // Closed while registered (S13), or the number now names another
             // file: the kernel holds nothing for it under this number.
@@ -198,7 +203,9 @@ impl Poller for Reference {
         }
         drop(table);
         inner.counters.add(Counter::StaleDropped, stale);
-        inner.counters.add(Counter::EventsDelivered, events.len() as u64);
+        inner
+            .counters
+            .add(Counter::EventsDelivered, events.len() as u64);
         Ok(events.len())
     }
 

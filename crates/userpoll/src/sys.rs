@@ -8,11 +8,12 @@ use std::os::fd::{BorrowedFd, RawFd};
 /// `io::Error`, the way mio's `syscall!` does.
 ///
 /// The call is made inside `unsafe`; the caller's `// SAFETY:` comment goes
-/// above the macro use.
+/// above the macro use: the arguments are evaluated inside the `unsafe`
+/// block, as in mio, so keep them plain values and pointers.
 #[macro_export]
 macro_rules! syscall {
     ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
-        #[allow(unused_unsafe, clippy::undocumented_unsafe_blocks)]
+        #[allow(unused_unsafe, clippy::undocumented_unsafe_blocks, clippy::macro_metavars_in_unsafe)]
         let res = unsafe { libc::$fn($($arg, )*) };
         if res == -1 {
             Err(std::io::Error::last_os_error())
@@ -26,7 +27,13 @@ macro_rules! syscall {
 /// caller did and what to do instead.
 pub fn error(errno: i32, msg: impl std::fmt::Display) -> io::Error {
     let kind = io::Error::from_raw_os_error(errno).kind();
-    io::Error::new(kind, Errno { errno, msg: msg.to_string() })
+    io::Error::new(
+        kind,
+        Errno {
+            errno,
+            msg: msg.to_string(),
+        },
+    )
 }
 
 /// The payload of errors made by [`error`]: keeps the errno readable through
@@ -91,7 +98,9 @@ pub fn check_fd(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// `/proc/self/fd`, less the one used to read it). Tests of S14 compare it
 /// before and after a poller's life.
 pub fn open_fd_count() -> io::Result<usize> {
-    Ok(std::fs::read_dir("/proc/self/fd")?.count().saturating_sub(1))
+    Ok(std::fs::read_dir("/proc/self/fd")?
+        .count()
+        .saturating_sub(1))
 }
 
 #[cfg(test)]

@@ -123,7 +123,13 @@ impl<T> Table<T> {
 
     /// Adds a registration. Errors as [`Table::check_insert`]; on error
     /// nothing changes.
-    pub fn insert(&mut self, fd: RawFd, interest: Interest, data: u64, extra: T) -> io::Result<Key> {
+    pub fn insert(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        data: u64,
+        extra: T,
+    ) -> io::Result<Key> {
         self.check_insert(fd, interest)?;
         let entry = self.slab.vacant_entry();
         let slot = entry.key();
