@@ -8,10 +8,10 @@
 //!   readiness when an fd is added or modified.
 //! - S3: epoll queues an fd at most once on its ready list, so one
 //!   `epoll_wait` returns it at most once with the OR of its bits.
-//! - S5, S6: the epoll data is the table [`Key`](crate::table::Key); an
+//! - S5, S6: the epoll data is the table [`Key`]; an
 //!   event whose key is no longer current (deleted, modified, slot reused)
 //!   is dropped and counted in [`Counter::StaleDropped`].
-//! - S7: `EPOLLONESHOT`. S8, S9: the [`Table`](crate::table::Table).
+//! - S7: `EPOLLONESHOT`. S8, S9: the [`Table`].
 //! - S11: `epoll_ctl` works from any thread and wakes `epoll_wait`.
 //! - S13: closing a registered fd removes it from the kernel's epoll set;
 //!   the table keeps the fd number until `delete` (which then succeeds),
