@@ -1,0 +1,595 @@
+//! [`EpollRing`]: a [`Poller`] whose events come out of a userpoll [`Ring`],
+//! and the driver that fills the ring from a kernel epoll instance.
+//!
+//! Every registration is added once to the driver's epoll instance with
+//! `EPOLLET` and the epoll data `generation << 32 | slot`, and is never
+//! re-armed. The driver takes what `epoll_wait` reports and publishes it
+//! with [`Ring::publish`]; the consumer takes from the ring without a
+//! system call. The driver runs on a thread of its own
+//! ([`DriverMode::Thread`]) or inside `wait` ([`DriverMode::Inline`]).
+//!
+//! How each rule of the contract is kept:
+//! - S1, S2, S4: `EPOLLET` registrations are never re-armed; epoll checks
+//!   readiness on `add`/`modify`, and every epoll event is published.
+//! - S3: an item is queued at most once until taken ([`Ring::publish`]),
+//!   and one take stops at the tail it read first ([`Ring::take`]).
+//! - S5, S6: `delete` and `modify` retire the slot ([`Ring::retire`]):
+//!   the generation moves on, so an epoll event the driver fetched for the
+//!   old registration is dropped as [`Publish::Stale`] even when the driver
+//!   is mid-publish; a queued item is marked `EPOLLREMOVED` and skipped.
+//! - S7: `EPOLLONESHOT` in epoll and in the ring item. S8, S9: the
+//!   [`Table`] and the ring's capacity limit. S10: the index ring cannot
+//!   overflow and epoll keeps each fd on its ready list at most once.
+//! - S11: `epoll_ctl` from any thread wakes the driver's `epoll_wait`.
+//! - S13: closing a registered fd removes it from the kernel's epoll set
+//!   (once the last descriptor of that file is closed); the table keeps the
+//!   number until `delete`, so `add` of the number gives EEXIST until then.
+//! - S14: dropping the last consumer stops and joins the driver thread and
+//!   closes its eventfd; the epoll fd and the mapping go with the last
+//!   handle.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use userpoll::bits::{ET, ONESHOT};
+use userpoll::sys::{errno_of, error};
+use userpoll::table::Table;
+use userpoll::{
+    syscall, Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats,
+};
+
+use crate::ring::{Publish, Ring};
+
+/// Epoll data of the driver's stop eventfd; never a registration key
+/// (slots are below 65536).
+const STOP_KEY: u64 = u64::MAX;
+/// How many times a consumer checks an empty ring before it parks.
+pub const SPINS_BEFORE_PARK: u64 = 256;
+/// Most events one `epoll_wait` of the driver returns.
+const DRIVER_BATCH: usize = 1024;
+
+/// Where the producer (the driver) runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DriverMode {
+    /// A dedicated driver thread blocks in `epoll_wait` and publishes. While
+    /// events flow the consumer makes no system call; on an empty ring it
+    /// spins [`SPINS_BEFORE_PARK`] times, then parks on a futex that the
+    /// driver wakes only when a consumer is parked.
+    Thread,
+    /// No extra thread: `wait` on an empty ring runs the driver itself (one
+    /// `epoll_wait` with the caller's timeout), then takes.
+    Inline,
+}
+
+/// What the consumers park on. The driver bumps `seq` after each batch
+/// that queued something and calls `futex_wake` only if `waiters` is
+/// non-zero.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Park {
+    seq: AtomicU32,
+    waiters: AtomicU32,
+}
+
+#[derive(Debug)]
+struct Shared {
+    ring: Ring,
+    epfd: OwnedFd,
+    table: Mutex<Table<()>>,
+    counters: Counters,
+    park: Park,
+    stopping: AtomicBool,
+    /// Set when the driver thread's `epoll_wait` fails for good.
+    failed: OnceLock<(i32, String)>,
+}
+
+impl Shared {
+    fn table(&self) -> MutexGuard<'_, Table<()>> {
+        // Every table mutation is a single call that leaves it consistent,
+        // so a lock poisoned by a panic elsewhere is still usable.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ctl(&self, op: i32, fd: RawFd, interest: Option<Interest>, key: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: interest.map_or(0, events_word),
+            u64: key,
+        };
+        self.counters.incr(Counter::EpollCtl);
+        // SAFETY: epfd is open for the life of self; ev is a live epoll_event.
+        syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev)).map(drop)
+    }
+
+    /// One round of the driver: `epoll_wait` for up to `ms` milliseconds
+    /// (-1: no limit), then publish what it reported. Returns whether the
+    /// stop eventfd was among the events.
+    fn drive(&self, buf: &mut Vec<libc::epoll_event>, ms: i32) -> io::Result<bool> {
+        buf.clear();
+        self.counters.incr(Counter::EpollWait);
+        // SAFETY: buf has room for capacity() entries; the kernel writes at
+        // most that many and returns how many.
+        let r = syscall!(epoll_wait(
+            self.epfd.as_raw_fd(),
+            buf.as_mut_ptr(),
+            buf.capacity() as i32,
+            ms
+        ));
+        let n = match r {
+            Ok(n) => n as usize,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        // SAFETY: the kernel initialised the first n entries.
+        unsafe { buf.set_len(n) };
+        let (mut queued, mut coalesced, mut dropped, mut stop) = (0, 0, 0, false);
+        for ev in buf.iter() {
+            // By value: epoll_event is packed on x86_64.
+            let (key, bits) = (ev.u64, ev.events);
+            if key == STOP_KEY {
+                stop = true;
+                continue;
+            }
+            match self.ring.publish(key as u32, (key >> 32) as u32, bits) {
+                Publish::Queued => queued += 1,
+                Publish::Coalesced => coalesced += 1,
+                Publish::Stale | Publish::Masked => dropped += 1,
+            }
+        }
+        self.counters.add(Counter::EventsPublished, queued);
+        self.counters.add(Counter::FiresCoalesced, coalesced);
+        self.counters.add(Counter::StaleDropped, dropped);
+        if queued > 0 {
+            self.wake();
+        }
+        Ok(stop)
+    }
+
+    /// Wakes parked consumers, with a system call only if one is parked.
+    fn wake(&self) {
+        // SeqCst on both sides (here: seq then waiters; the consumer:
+        // waiters then seq, then the ring): either we see its waiters
+        // increment and wake it, or it sees our seq bump, and with it the
+        // tail we published before, and does not sleep.
+        self.park.seq.fetch_add(1, Ordering::SeqCst);
+        if self.park.waiters.load(Ordering::SeqCst) != 0 {
+            self.counters.incr(Counter::FutexWake);
+            futex_wake(&self.park.seq);
+        }
+    }
+
+    fn take(&self, events: &mut Events) -> io::Result<usize> {
+        let room = events.remaining();
+        let taken = self.ring.take(room, |_, data, bits| {
+            events.push(Event::new(data, Ready::from_bits(bits)));
+        })?;
+        self.counters
+            .add(Counter::EventsDelivered, taken.events as u64);
+        self.counters
+            .add(Counter::StaleDropped, taken.removed as u64);
+        Ok(taken.events)
+    }
+
+    fn check_driver(&self) -> io::Result<()> {
+        match self.failed.get() {
+            Some((errno, msg)) => Err(error(*errno, msg)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The epoll event word of a registration: the readiness bits, `EPOLLET`
+/// always, and `EPOLLONESHOT` when asked for. Also the ring item's `events`.
+fn events_word(interest: Interest) -> u32 {
+    interest.mask() | ET | (interest.bits() & ONESHOT)
+}
+
+fn key(generation: u32, slot: u32) -> u64 {
+    (generation as u64) << 32 | slot as u64
+}
+
+/// The driver thread of [`DriverMode::Thread`]; stopped and joined when
+/// the last consumer drops.
+#[derive(Debug)]
+struct DriverThread {
+    shared: Arc<Shared>,
+    stopfd: OwnedFd,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DriverThread {
+    fn start(shared: Arc<Shared>) -> io::Result<DriverThread> {
+        // SAFETY: plain system call with no pointers.
+        let fd = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
+        // SAFETY: eventfd returned a new fd that nothing else owns.
+        let stopfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: STOP_KEY,
+        };
+        shared.counters.incr(Counter::EpollCtl);
+        // SAFETY: both fds are open; ev is a live epoll_event.
+        syscall!(epoll_ctl(
+            shared.epfd.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            stopfd.as_raw_fd(),
+            &mut ev
+        ))?;
+        let batch = shared.ring.capacity().min(DRIVER_BATCH) + 1;
+        let for_thread = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("epoll-ring-driver".into())
+            .spawn(move || run_driver(&for_thread, batch))?;
+        Ok(DriverThread {
+            shared,
+            stopfd,
+            thread: Some(thread),
+        })
+    }
+}
+
+fn run_driver(shared: &Shared, batch: usize) {
+    let mut buf = Vec::with_capacity(batch);
+    loop {
+        match shared.drive(&mut buf, -1) {
+            Ok(stop) => {
+                if stop && shared.stopping.load(Ordering::Acquire) {
+                    return;
+                }
+            }
+            Err(e) => {
+                // epoll_wait on our own epoll fd does not fail in normal
+                // operation; report it to every consumer instead of
+                // leaving them parked forever.
+                let errno = errno_of(&e).unwrap_or(libc::EIO);
+                let _ = shared.failed.set((
+                    errno,
+                    format!("the epoll-ring driver thread stopped: epoll_wait failed: {e}"),
+                ));
+                shared.park.seq.fetch_add(1, Ordering::SeqCst);
+                futex_wake(&shared.park.seq);
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for DriverThread {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        let one = 1u64.to_ne_bytes();
+        self.shared.counters.incr(Counter::OtherSyscall);
+        // SAFETY: writes 8 bytes from a live buffer to our open eventfd.
+        let _ = syscall!(write(self.stopfd.as_raw_fd(), one.as_ptr().cast(), 8));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A poller built on the userpoll ring. See the [crate documentation](crate).
+///
+/// Several consumers may take from one ring: [`EpollRing::consumer`] makes
+/// another one.
+#[derive(Debug)]
+pub struct EpollRing {
+    control: RingControl,
+    mode: DriverMode,
+    driver: Option<Arc<DriverThread>>,
+    buf: Vec<libc::epoll_event>,
+}
+
+/// The control handle of an [`EpollRing`]: `add`, `modify`, `delete` from
+/// any thread.
+#[derive(Debug, Clone)]
+pub struct RingControl {
+    shared: Arc<Shared>,
+}
+
+impl EpollRing {
+    /// A poller for `capacity` registrations (1 to 65536, else EINVAL)
+    /// with a driver thread ([`DriverMode::Thread`]).
+    pub fn new(capacity: usize) -> io::Result<EpollRing> {
+        EpollRing::with_mode(capacity, DriverMode::Thread)
+    }
+
+    /// A poller for `capacity` registrations with the given driver mode.
+    pub fn with_mode(capacity: usize, mode: DriverMode) -> io::Result<EpollRing> {
+        let ring = Ring::new(capacity)?;
+        // SAFETY: plain system call with no pointers.
+        let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        // SAFETY: epoll_create1 returned a new fd that nothing else owns.
+        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let shared = Arc::new(Shared {
+            ring,
+            epfd,
+            table: Mutex::new(Table::with_capacity(capacity)),
+            counters: Counters::new(),
+            park: Park::default(),
+            stopping: AtomicBool::new(false),
+            failed: OnceLock::new(),
+        });
+        let driver = match mode {
+            DriverMode::Thread => Some(Arc::new(DriverThread::start(shared.clone())?)),
+            DriverMode::Inline => None,
+        };
+        Ok(EpollRing {
+            buf: Self::buf_for(mode, capacity),
+            control: RingControl { shared },
+            mode,
+            driver,
+        })
+    }
+
+    fn buf_for(mode: DriverMode, capacity: usize) -> Vec<libc::epoll_event> {
+        match mode {
+            DriverMode::Thread => Vec::new(),
+            DriverMode::Inline => Vec::with_capacity(capacity.min(DRIVER_BATCH)),
+        }
+    }
+
+    /// Another consumer of the same ring. Consumers claim ring positions
+    /// with a compare-and-swap on `head`, so each event goes to exactly one
+    /// of them. The driver thread (if any) stops when the last consumer
+    /// drops.
+    pub fn consumer(&self) -> EpollRing {
+        EpollRing {
+            control: self.control.clone(),
+            mode: self.mode,
+            driver: self.driver.clone(),
+            buf: Self::buf_for(self.mode, self.capacity()),
+        }
+    }
+
+    /// The driver mode.
+    pub fn mode(&self) -> DriverMode {
+        self.mode
+    }
+
+    /// The ring: its layout, header and items in the shared mapping.
+    pub fn ring(&self) -> &Ring {
+        &self.control.shared.ring
+    }
+
+    fn wait_thread(&mut self, events: &mut Events, deadline: Option<Instant>) -> io::Result<usize> {
+        let shared = &*self.control.shared;
+        loop {
+            shared.check_driver()?;
+            let n = shared.take(events)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(0);
+            }
+            // Spin a little: an event is often a few hundred ns away.
+            let mut spins = 0;
+            let mut ready = false;
+            while spins < SPINS_BEFORE_PARK {
+                spins += 1;
+                if shared.ring.pending()? != 0 {
+                    ready = true;
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            shared.counters.add(Counter::SpinsBeforePark, spins);
+            if ready {
+                continue;
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                return Ok(0);
+            }
+            // Park. See Shared::wake for the ordering argument.
+            shared.park.waiters.fetch_add(1, Ordering::SeqCst);
+            let seq = shared.park.seq.load(Ordering::SeqCst);
+            let parked = match shared.ring.pending() {
+                Ok(0) if shared.failed.get().is_none() => {
+                    shared.counters.incr(Counter::FutexWait);
+                    futex_wait(&shared.park.seq, seq, left)
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+            shared.park.waiters.fetch_sub(1, Ordering::SeqCst);
+            parked?;
+        }
+    }
+
+    fn wait_inline(&mut self, events: &mut Events, deadline: Option<Instant>) -> io::Result<usize> {
+        let shared = &*self.control.shared;
+        loop {
+            let n = shared.take(events)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            let ms = match deadline {
+                None => -1,
+                Some(d) => timeout_ms(d.saturating_duration_since(Instant::now())),
+            };
+            shared.drive(&mut self.buf, ms)?;
+            let n = shared.take(events)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(0);
+            }
+        }
+    }
+}
+
+impl Control for RingControl {
+    fn add(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        let s = &*self.shared;
+        let mut table = s.table();
+        let slot = table.insert(raw, interest, data, ())?.slot() as u32;
+        let generation = s.ring.set(slot, events_word(interest), data)?;
+        if let Err(e) = s.ctl(
+            libc::EPOLL_CTL_ADD,
+            raw,
+            Some(interest),
+            key(generation, slot),
+        ) {
+            let _ = s.ring.retire(slot);
+            table
+                .remove(raw)
+                .expect("inserted above under the same lock");
+            return Err(explain_add(raw, e));
+        }
+        s.counters.incr(Counter::ControlOps);
+        Ok(())
+    }
+
+    fn modify(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        let s = &*self.shared;
+        let mut table = s.table();
+        interest.validate()?;
+        let (old_interest, old_data, slot) = {
+            let reg = table.by_fd(raw)?;
+            (reg.interest, reg.data, reg.key.slot() as u32)
+        };
+        // Retire first: from here on nothing of the old registration is
+        // published or taken (S5), then arm the new one before epoll can
+        // report it under its new key.
+        s.ring.retire(slot)?;
+        table.modify(raw, interest, data)?;
+        let generation = s.ring.set(slot, events_word(interest), data)?;
+        match s.ctl(
+            libc::EPOLL_CTL_MOD,
+            raw,
+            Some(interest),
+            key(generation, slot),
+        ) {
+            Ok(()) => {}
+            // Closed while registered (S13): the kernel dropped it already.
+            Err(e) if errno_of(&e) == Some(libc::ENOENT) => {}
+            Err(e) => {
+                // Put the old registration back (with a fresh generation).
+                let _ = s.ring.retire(slot);
+                table.modify(raw, old_interest, old_data)?;
+                let g = s.ring.set(slot, events_word(old_interest), old_data)?;
+                let _ = s.ctl(libc::EPOLL_CTL_MOD, raw, Some(old_interest), key(g, slot));
+                return Err(e);
+            }
+        }
+        s.counters.incr(Counter::ControlOps);
+        Ok(())
+    }
+
+    fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        let s = &*self.shared;
+        let mut table = s.table();
+        let slot = table.by_fd(raw)?.key.slot() as u32;
+        match s.ctl(libc::EPOLL_CTL_DEL, raw, None, 0) {
+            Ok(()) => {}
+            // Closed while registered, or the number now names a file we
+            // never added (S13): the kernel holds nothing under it.
+            Err(e) if matches!(errno_of(&e), Some(libc::ENOENT | libc::EBADF)) => {}
+            Err(e) => return Err(e),
+        }
+        s.ring.retire(slot)?;
+        table.remove(raw)?;
+        s.counters.incr(Counter::ControlOps);
+        Ok(())
+    }
+}
+
+fn explain_add(fd: RawFd, e: io::Error) -> io::Error {
+    match errno_of(&e) {
+        Some(libc::EBADF) => error(
+            libc::EBADF,
+            format_args!("fd {fd} is not an open file descriptor; register an fd that is open"),
+        ),
+        Some(libc::EPERM) => error(
+            libc::EPERM,
+            format_args!(
+                "fd {fd} cannot be polled (a regular file or directory); register a socket, \
+                 pipe, eventfd or other pollable fd"
+            ),
+        ),
+        _ => e,
+    }
+}
+
+impl Poller for EpollRing {
+    type Control = RingControl;
+
+    fn control(&self) -> &RingControl {
+        &self.control
+    }
+
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
+        events.clear();
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        match self.mode {
+            DriverMode::Thread => self.wait_thread(events, deadline),
+            DriverMode::Inline => self.wait_inline(events, deadline),
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.control.shared.ring.capacity()
+    }
+
+    fn stats(&self) -> Stats {
+        self.control.shared.counters.snapshot()
+    }
+}
+
+/// Milliseconds for `epoll_wait`, rounded up so a short timeout still
+/// waits rather than spinning.
+fn timeout_ms(d: Duration) -> i32 {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    ms.min(i32::MAX as u128) as i32
+}
+
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> io::Result<()> {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    let tsp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: word is a live, aligned u32 for the whole call (it is inside
+    // an Arc this thread holds); tsp is null or points to a live timespec.
+    let r = syscall!(syscall(
+        libc::SYS_futex,
+        word.as_ptr(),
+        libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+        expected,
+        tsp
+    ));
+    match r {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EAGAIN | libc::EINTR | libc::ETIMEDOUT)
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: word is a live, aligned u32; FUTEX_WAKE only reads its address.
+    let _ = syscall!(syscall(
+        libc::SYS_futex,
+        word.as_ptr(),
+        libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+        i32::MAX
+    ));
+}
