@@ -509,20 +509,40 @@ impl Ring {
         Publish::Queued
     }
 
+    /// A consistent (head, tail) pair: `tail - head` entries published and
+    /// not yet claimed, never more than the index ring holds.
+    ///
+    /// Head is read before tail (a head we read was claimed by a consumer
+    /// that had read a tail at least that far, so `tail >= head`), and
+    /// again after it: if head moved meanwhile, other consumers and
+    /// producers may have moved both ends, and the distance means nothing,
+    /// so read again. Only a distance larger than the index ring over a
+    /// head that did not move is damage: every unclaimed entry owns a
+    /// distinct queued item, so a true distance never exceeds the items.
+    fn snapshot(&self) -> io::Result<(u32, u32)> {
+        let h = self.header();
+        let entries = self.mask + 1;
+        let mut head = h.head.load(Ordering::Acquire);
+        loop {
+            // Acquire: every index entry below `tail` is visible.
+            let tail = h.tail.load(Ordering::Acquire);
+            if tail.wrapping_sub(head) <= entries {
+                return Ok((head, tail));
+            }
+            let again = h.head.load(Ordering::Acquire);
+            if again == head {
+                return Err(damaged(head, tail));
+            }
+            head = again;
+        }
+    }
+
     /// Number of index entries published and not yet claimed by a
     /// consumer. EIO when `head` and `tail` are further apart than the
     /// index ring (the shared memory was overwritten).
     pub fn pending(&self) -> io::Result<u32> {
-        let h = self.header();
-        // Head before tail: a head we read was claimed by a consumer that
-        // had read a tail at least that far, so the tail we read next is too.
-        let head = h.head.load(Ordering::Acquire);
-        let tail = h.tail.load(Ordering::Acquire);
-        let d = tail.wrapping_sub(head);
-        if d > self.mask + 1 {
-            return Err(damaged(head, tail));
-        }
-        Ok(d)
+        let (head, tail) = self.snapshot()?;
+        Ok(tail.wrapping_sub(head))
     }
 
     /// Takes up to `max` events, calling `f(slot, data, bits)` for each:
@@ -536,12 +556,7 @@ impl Ring {
     pub fn take(&self, max: usize, mut f: impl FnMut(u32, u64, u32)) -> io::Result<Taken> {
         let h = self.header();
         let entries = self.mask + 1;
-        let mut head = h.head.load(Ordering::Acquire);
-        // Acquire: every index entry below `tail` is visible.
-        let tail = h.tail.load(Ordering::Acquire);
-        if tail.wrapping_sub(head) > entries {
-            return Err(damaged(head, tail));
-        }
+        let (mut head, tail) = self.snapshot()?;
         let mut taken = Taken::default();
         while taken.events < max {
             let d = tail.wrapping_sub(head);
