@@ -1,0 +1,878 @@
+//! The poller: one io_uring, the registration table, and the owner-side
+//! loop that turns completions into userpoll events.
+//!
+//! Two halves, as the contract splits them:
+//! - [`UringControl`] (any thread): changes the table under one mutex and
+//!   queues an [`Op`] for the ring. When the owner is blocked in `wait`, it
+//!   wakes it with one `write` to the poller's eventfd, which the ring
+//!   polls (multishot, [`Kind::Wake`]). Control threads never enter the
+//!   ring: with DEFER_TASKRUN they may not, and in the other profiles a
+//!   poll armed by a control thread would run its completion work on that
+//!   thread forever after.
+//! - [`UringPoll`] (the owner): submits queued ops, reads the CQ in its own
+//!   memory, drops stale completions by generation, re-arms what the kernel
+//!   ended, merges completions per registration (S3) and hands out events.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, squeue, types, EnterFlags, IoUring};
+use userpoll::sys::{check_fd, error};
+use userpoll::table::{Key, Table};
+use userpoll::{
+    bits, syscall, Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats,
+};
+
+use crate::profile::{Profile, SETUP_CLAMP, SETUP_CQSIZE};
+use crate::sqe::{self, Kind, MAX_CAPACITY};
+
+/// Error completions in a row after which a registration is no longer
+/// re-armed: the caller gets one event with `EPOLLERR` and should delete it.
+const ERRORS_BEFORE_GIVING_UP: u8 = 3;
+
+/// The largest SQ a poller asks for; a longer burst of submissions waits
+/// in the owner's backlog for the next `io_uring_enter`.
+const MAX_SQ_ENTRIES: u32 = 4096;
+
+/// What the table keeps per registration besides fd, interest and data.
+#[derive(Debug, Default)]
+struct RegState {
+    /// A request for the current key is in the kernel, or queued to go
+    /// there. False once a oneshot fired, or after repeated errors.
+    armed: bool,
+    /// Re-arm mode: the one-shot request completed with an event; it is
+    /// re-armed when that event is handed to the caller.
+    rearm_on_take: bool,
+    /// Error completions in a row.
+    errors: u8,
+}
+
+/// Work a control call leaves for the owner, in call order.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    /// POLL_ADD for this key, if it is still current when submitted.
+    Arm(Key),
+    /// In-place update of the multishot poll of `old` to the interest and
+    /// user data of `new`.
+    Update { old: Key, new: Key },
+    /// ASYNC_CANCEL of the request of this key.
+    Cancel(Key),
+}
+
+#[derive(Debug)]
+struct Shared {
+    table: Table<RegState>,
+    pending: Vec<Op>,
+    /// The owner is (about to be) blocked in `io_uring_enter`; the next
+    /// control call must wake it.
+    waiting: bool,
+    /// The poller is gone; control calls only keep the table.
+    closed: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Mutex<Shared>,
+    counters: Counters,
+    /// Polled by the ring; a write wakes the owner.
+    wake: OwnedFd,
+    /// One-shot POLL_ADD re-armed after every event, instead of multishot.
+    rearm_mode: bool,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // Every mutation under the lock is a single table call or push, so
+        // a poisoned lock still guards a consistent state.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ends a successful control call: counts it and wakes the owner if it
+    /// is blocked (once: the owner drains every queued op when it wakes).
+    fn finish(&self, mut g: MutexGuard<'_, Shared>) {
+        let wake = std::mem::replace(&mut g.waiting, false);
+        drop(g);
+        self.counters.incr(Counter::ControlOps);
+        if wake {
+            let one = 1u64.to_ne_bytes();
+            self.counters.incr(Counter::OtherSyscall);
+            // SAFETY: writes 8 bytes from a live buffer to our own eventfd.
+            // EAGAIN (counter at its maximum) still leaves it readable, so
+            // the owner is woken either way; nothing to handle.
+            let _ = syscall!(write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8));
+        }
+    }
+}
+
+/// The control handle of a [`UringPoll`]: `add`, `modify` and `delete`
+/// from any thread (S11). Cheap to clone; clones share one poller.
+///
+/// A call changes the registration table at once (so S5 and S9 hold when
+/// it returns) and leaves the ring work (POLL_ADD, update, cancel) to the
+/// owner, waking it when it is blocked in `wait`.
+#[derive(Clone)]
+pub struct UringControl {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for UringControl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = self.inner.lock();
+        f.debug_struct("UringControl")
+            .field("registrations", &g.table.len())
+            .field("pending_ops", &g.pending.len())
+            .finish()
+    }
+}
+
+impl Control for UringControl {
+    fn add(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
+        // The ring reports a bad fd only in a CQE, after add returned:
+        // check it now (S9).
+        self.inner.counters.incr(Counter::OtherSyscall);
+        check_fd(fd)?;
+        let raw = fd.as_raw_fd();
+        let mut g = self.inner.lock();
+        let state = RegState {
+            armed: true,
+            ..RegState::default()
+        };
+        let key = g.table.insert(raw, interest, data, state)?;
+        if !g.closed {
+            g.pending.push(Op::Arm(key));
+        }
+        self.inner.finish(g);
+        Ok(())
+    }
+
+    fn modify(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
+        interest.validate()?;
+        let raw = fd.as_raw_fd();
+        let mut g = self.inner.lock();
+        let Shared {
+            table,
+            pending,
+            closed,
+            ..
+        } = &mut *g;
+        let old_interest = table.by_fd(raw)?.interest;
+        let (old, reg) = table.modify(raw, interest, data)?;
+        let new = reg.key;
+        // In place only from multishot to multishot: an update cannot turn
+        // a one-shot poll into a multishot one or back.
+        let in_place = !self.inner.rearm_mode
+            && !old_interest.is_oneshot()
+            && !interest.is_oneshot()
+            && reg.extra.armed;
+        if !*closed {
+            if in_place {
+                pending.push(Op::Update { old, new });
+            } else {
+                if reg.extra.armed {
+                    pending.push(Op::Cancel(old));
+                }
+                pending.push(Op::Arm(new));
+            }
+        }
+        reg.extra = RegState {
+            armed: true,
+            ..RegState::default()
+        };
+        self.inner.finish(g);
+        Ok(())
+    }
+
+    fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        let mut g = self.inner.lock();
+        let reg = g.table.remove(raw)?;
+        if reg.extra.armed && !g.closed {
+            g.pending.push(Op::Cancel(reg.key));
+        }
+        self.inner.finish(g);
+        Ok(())
+    }
+}
+
+/// A registration's completions merged since its event was last taken.
+#[derive(Debug, Clone, Copy, Default)]
+struct Merged {
+    generation: u32,
+    mask: u32,
+    queued: bool,
+}
+
+/// Everything only the owner touches: the ring, the merge buffer and the
+/// queue of registrations with an event to hand out.
+struct Owner {
+    ring: IoUring,
+    profile: Profile,
+    rearm_mode: bool,
+    capacity: usize,
+    sq_wanted: u32,
+    cq_wanted: u32,
+    /// Per slot: the OR of the masks of completions not yet taken (S3).
+    merged: Vec<Merged>,
+    /// Slots with a merged event, each at most once, oldest first.
+    queue: VecDeque<u32>,
+    /// SQEs that did not fit in the SQ; they go at the next enter.
+    backlog: VecDeque<squeue::Entry>,
+    /// CQEs copied out of the CQ, so the CQ is free while they are handled.
+    batch: Vec<cqueue::Entry>,
+    /// Defer: the thread the ring is enabled on (its single issuer).
+    thread: Option<ThreadId>,
+    /// A CQ overflow is being recovered: ended polls count as overflow
+    /// re-arms.
+    overflow_episode: bool,
+    wake_fd: RawFd,
+}
+
+impl fmt::Debug for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Owner")
+            .field("profile", &self.profile)
+            .field("rearm_mode", &self.rearm_mode)
+            .field("params", self.ring.params())
+            .field("queued_events", &self.queue.len())
+            .field("backlog", &self.backlog.len())
+            .field("thread", &self.thread)
+            .finish()
+    }
+}
+
+fn key_of(slot: usize, generation: u32) -> Key {
+    Key::from_u64((generation as u64) << 32 | slot as u64)
+}
+
+fn is_errno(e: &io::Error, errnos: &[i32]) -> bool {
+    e.raw_os_error().is_some_and(|n| errnos.contains(&n))
+}
+
+impl Owner {
+    /// Puts `e` in the SQ, or in the backlog when the SQ is full.
+    fn queue_sqe(&mut self, e: squeue::Entry) {
+        if self.backlog.is_empty() {
+            // SAFETY: our SQEs (POLL_ADD, POLL_REMOVE, ASYNC_CANCEL) carry
+            // no pointers to buffers; the fds they name are checked open at
+            // add, and the kernel takes its own reference to the file.
+            if unsafe { self.ring.submission().push(&e) }.is_ok() {
+                return;
+            }
+        }
+        self.backlog.push_back(e);
+    }
+
+    /// Moves what fits of the backlog into the SQ; the number of SQEs the
+    /// SQ then holds.
+    fn fill_sq(&mut self) -> u32 {
+        let mut sq = self.ring.submission();
+        while let Some(e) = self.backlog.front() {
+            // SAFETY: as in queue_sqe.
+            if unsafe { sq.push(e) }.is_err() {
+                break;
+            }
+            self.backlog.pop_front();
+        }
+        sq.sync();
+        sq.len() as u32
+    }
+
+    fn enter(
+        &self,
+        to_submit: u32,
+        min_complete: u32,
+        flags: EnterFlags,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        let submitter = self.ring.submitter();
+        match timeout {
+            Some(t) => {
+                let ts = types::Timespec::from(t);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                // SAFETY: args points to a live io_uring_getevents_arg whose
+                // timespec outlives the call; EXT_ARG tells the kernel so.
+                unsafe {
+                    submitter.enter(
+                        to_submit,
+                        min_complete,
+                        (flags | EnterFlags::EXT_ARG).bits(),
+                        Some(&args),
+                    )
+                }
+            }
+            // SAFETY: no argument pointer; the SQ entries up to its tail are
+            // initialised SQEs (pushed through SubmissionQueue::push).
+            None => unsafe { submitter.enter::<libc::sigset_t>(to_submit, min_complete, flags.bits(), None) },
+        }
+    }
+
+    fn is_sqpoll(&self) -> bool {
+        self.profile == Profile::Sqpoll
+    }
+
+    /// SQPOLL: whether the SQ thread sleeps and needs SQ_WAKEUP.
+    fn sq_needs_wakeup(&mut self) -> bool {
+        // The kernel sets NEED_WAKEUP and then re-checks the tail; this
+        // fence orders our tail store before our flag load (see
+        // io_uring_enter(2), SQPOLL).
+        fence(Ordering::SeqCst);
+        self.ring.submission().need_wakeup()
+    }
+
+    /// Hands every queued SQE to the kernel without waiting.
+    fn submit(&mut self, c: &Counters) -> io::Result<()> {
+        loop {
+            let n = self.fill_sq();
+            if n == 0 {
+                return Ok(());
+            }
+            if self.is_sqpoll() {
+                if self.sq_needs_wakeup() {
+                    c.incr(Counter::EnterSubmit);
+                    self.enter(0, 0, EnterFlags::SQ_WAKEUP, None)?;
+                }
+                if self.backlog.is_empty() {
+                    return Ok(());
+                }
+                c.incr(Counter::EnterSubmit);
+                self.enter(0, 0, EnterFlags::SQ_WAIT, None)?;
+                continue;
+            }
+            c.incr(Counter::EnterSubmit);
+            match self.enter(n, 0, EnterFlags::empty(), None) {
+                Ok(0) => return Ok(()),
+                Ok(_) if self.backlog.is_empty() => return Ok(()),
+                Ok(_) => {}
+                Err(e) if is_errno(&e, &[libc::EINTR]) => {}
+                // The CQ is overflowing: the entries stay in the SQ and go
+                // with the next enter, after the overflow is flushed.
+                Err(e) if is_errno(&e, &[libc::EBUSY, libc::EAGAIN]) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Submits what is queued and blocks until a completion or `timeout`.
+    fn enter_wait(&mut self, timeout: Option<Duration>, c: &Counters) -> io::Result<()> {
+        let n = self.fill_sq();
+        let mut flags = EnterFlags::GETEVENTS;
+        if self.is_sqpoll() && self.sq_needs_wakeup() {
+            flags |= EnterFlags::SQ_WAKEUP;
+        }
+        c.incr(Counter::EnterWait);
+        match self.enter(n, 1, flags, timeout) {
+            Ok(_) => Ok(()),
+            Err(e) if is_errno(&e, &[libc::ETIME, libc::EINTR, libc::EBUSY, libc::EAGAIN]) => {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Coop and Defer: whether completion work waits for an enter of ours.
+    fn taskrun_pending(&mut self) -> bool {
+        self.profile.needs_enter_for_taskrun() && self.ring.submission().taskrun()
+    }
+
+    /// Runs pending completion work (and submits) without waiting.
+    fn run_taskrun(&mut self, c: &Counters) -> io::Result<()> {
+        let n = self.fill_sq();
+        c.incr(Counter::EnterWait);
+        match self.enter(n, 0, EnterFlags::GETEVENTS, None) {
+            Ok(_) => Ok(()),
+            Err(e) if is_errno(&e, &[libc::EINTR, libc::EBUSY, libc::EAGAIN]) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// POLL_ADD for `reg`'s current key and interest.
+    fn arm(&mut self, reg: &mut userpoll::table::Registration<RegState>) {
+        let multishot = !self.rearm_mode && !reg.interest.is_oneshot();
+        self.queue_sqe(sqe::poll_add(
+            reg.fd,
+            reg.interest.mask(),
+            multishot,
+            reg.key,
+            Kind::Poll,
+        ));
+        reg.extra.armed = true;
+    }
+
+    /// Multishot POLL_ADD of the wake-up eventfd.
+    fn arm_wake(&mut self) {
+        let e = sqe::poll_add(self.wake_fd, bits::IN, true, key_of(0, 0), Kind::Wake);
+        self.queue_sqe(e);
+    }
+
+    /// Turns the ops control calls queued into SQEs, in call order.
+    fn drain_pending(&mut self, g: &mut Shared) {
+        let Shared { table, pending, .. } = g;
+        for op in pending.drain(..) {
+            match op {
+                // A key no longer current was deleted or modified before
+                // its POLL_ADD left: whatever replaced it has its own op.
+                Op::Arm(key) => {
+                    if let Some(reg) = table.get_mut(key) {
+                        self.arm(reg);
+                    }
+                }
+                // Always sent, even if `new` is stale by now: a later op
+                // names `new`, so the request must carry it.
+                Op::Update { old, new } => {
+                    let mask = table.get(new).map_or(bits::IN, |r| r.interest.mask());
+                    self.queue_sqe(sqe::poll_update(old, new, mask));
+                }
+                Op::Cancel(key) => self.queue_sqe(sqe::cancel(key)),
+            }
+        }
+    }
+
+    /// The re-arm counter for a request the kernel ended.
+    fn end_cause(&self) -> Counter {
+        if self.overflow_episode {
+            Counter::RearmOverflow
+        } else {
+            Counter::RearmKernelEnded
+        }
+    }
+
+    /// Adds `mask` to the merged event of `key`'s slot (S3).
+    fn merge(&mut self, key: Key, mask: u32, c: &Counters) {
+        let slot = key.slot();
+        let m = &mut self.merged[slot];
+        if m.queued && m.generation == key.generation() {
+            m.mask |= mask;
+            c.incr(Counter::FiresCoalesced);
+        } else if m.queued {
+            // The queued one belongs to a deleted or modified registration.
+            c.incr(Counter::StaleDropped);
+            m.generation = key.generation();
+            m.mask = mask;
+        } else {
+            *m = Merged {
+                generation: key.generation(),
+                mask,
+                queued: true,
+            };
+            self.queue.push_back(slot as u32);
+        }
+    }
+
+    /// Handles one completion.
+    fn complete(&mut self, cqe: &cqueue::Entry, g: &mut Shared, c: &Counters) {
+        let (key, kind) = sqe::decode(cqe.user_data());
+        let res = cqe.result();
+        let more = cqueue::more(cqe.flags());
+        match kind {
+            Kind::Cancel => {}
+            Kind::Wake => {
+                if !more {
+                    self.arm_wake();
+                    c.incr(self.end_cause());
+                }
+            }
+            Kind::Update => {
+                if res == 0 {
+                    return;
+                }
+                // -EALREADY: the poll's completion work was pending, so it
+                // goes on unchanged under the old key: cancel it. -ENOENT:
+                // it had ended (its last CQE was stale, not re-armed).
+                if res != -libc::ENOENT {
+                    let old = key_of(key.slot(), key.generation().wrapping_sub(1));
+                    self.queue_sqe(sqe::cancel(old));
+                }
+                if let Some(reg) = g.table.get_mut(key) {
+                    self.arm(reg);
+                    c.incr(self.end_cause());
+                }
+            }
+            Kind::Poll => {
+                let Some(reg) = g.table.get_mut(key) else {
+                    c.incr(Counter::StaleDropped);
+                    return;
+                };
+                if res > 0 {
+                    reg.extra.errors = 0;
+                    let mask = res as u32 & reg.interest.mask();
+                    self.merge(key, mask, c);
+                }
+                if more {
+                    return;
+                }
+                reg.extra.armed = false;
+                if res > 0 && reg.interest.is_oneshot() {
+                    return; // S7: silent until modify
+                }
+                if res > 0 && self.rearm_mode {
+                    reg.extra.rearm_on_take = true;
+                    return;
+                }
+                if res < 0 && res != -libc::ECANCELED {
+                    reg.extra.errors += 1;
+                    if reg.extra.errors >= ERRORS_BEFORE_GIVING_UP {
+                        self.merge(key, bits::ERR, c);
+                        return;
+                    }
+                }
+                self.arm(reg);
+                c.incr(self.end_cause());
+            }
+        }
+    }
+
+    /// Handles every CQE in the CQ; no system call.
+    fn drain_cq(&mut self, g: &mut Shared, c: &Counters) -> usize {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
+        batch.extend(self.ring.completion());
+        c.add(Counter::CqesSeen, batch.len() as u64);
+        for cqe in &batch {
+            self.complete(cqe, g, c);
+        }
+        let n = batch.len();
+        self.batch = batch;
+        n
+    }
+
+    /// Handles every completion, flushing the kernel's overflow list into
+    /// the CQ (only `io_uring_enter(GETEVENTS)` does that) until it is
+    /// empty. Polls the overflow ended carry no F_MORE and are re-armed as
+    /// their CQEs come through (S10).
+    fn harvest(&mut self, g: &mut Shared, c: &Counters) -> io::Result<()> {
+        loop {
+            let overflow = self.ring.submission().cq_overflow();
+            if overflow && !self.overflow_episode {
+                self.overflow_episode = true;
+                c.incr(Counter::OverflowRecoveries);
+            }
+            self.drain_cq(g, c);
+            if !overflow {
+                self.overflow_episode = false;
+                return Ok(());
+            }
+            c.incr(Counter::EnterFlush);
+            match self.enter(0, 0, EnterFlags::GETEVENTS, None) {
+                Ok(_) => {}
+                Err(e) if is_errno(&e, &[libc::EINTR, libc::EBUSY, libc::EAGAIN]) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Moves merged events into `events`, dropping those whose
+    /// registration was deleted or modified since (S5).
+    fn emit(&mut self, g: &mut Shared, events: &mut Events, c: &Counters) {
+        while !events.is_full() {
+            let Some(slot) = self.queue.pop_front() else {
+                break;
+            };
+            let m = &mut self.merged[slot as usize];
+            m.queued = false;
+            let (generation, mask) = (m.generation, m.mask);
+            match g.table.get_mut(key_of(slot as usize, generation)) {
+                None => c.incr(Counter::StaleDropped),
+                Some(reg) => {
+                    events.push(Event::new(reg.data, Ready::from_bits(mask)));
+                    if reg.extra.rearm_on_take {
+                        reg.extra.rearm_on_take = false;
+                        self.arm(reg);
+                        c.incr(Counter::RearmMode);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Defer: makes this thread the ring's single issuer, enabling the
+    /// ring on first use, or moving the poller to a new ring when it was
+    /// taken to another thread (only the enabling thread may enter).
+    fn ensure_thread(&mut self, inner: &Inner) -> io::Result<()> {
+        if self.profile != Profile::Defer {
+            return Ok(());
+        }
+        let me = thread::current().id();
+        match self.thread {
+            Some(t) if t == me => Ok(()),
+            None => {
+                inner.counters.incr(Counter::OtherSyscall);
+                self.ring.submitter().register_enable_rings()?;
+                self.thread = Some(me);
+                self.arm_wake();
+                Ok(())
+            }
+            Some(_) => self.migrate(inner),
+        }
+    }
+
+    /// Defer, on a new thread: handles the completions the old ring had
+    /// posted, replaces it with a ring enabled on this thread and arms
+    /// every armed registration there (arming finds ready fds, S4). Closing
+    /// the old ring cancels its polls.
+    fn migrate(&mut self, inner: &Inner) -> io::Result<()> {
+        let c = &inner.counters;
+        let mut g = inner.lock();
+        self.drain_cq(&mut g, c);
+        let ring = self.profile.build(self.sq_wanted, self.cq_wanted)?;
+        c.incr(Counter::OtherSyscall);
+        ring.submitter().register_enable_rings()?;
+        self.ring = ring;
+        self.backlog.clear();
+        self.overflow_episode = false;
+        g.pending.clear();
+        let keys: Vec<Key> = g
+            .table
+            .iter()
+            .filter(|r| r.extra.armed)
+            .map(|r| r.key)
+            .collect();
+        for key in keys {
+            if let Some(reg) = g.table.get_mut(key) {
+                self.arm(reg);
+            }
+        }
+        self.thread = Some(thread::current().id());
+        self.arm_wake();
+        Ok(())
+    }
+}
+
+/// A userpoll poller on io_uring multishot poll. See the crate
+/// documentation.
+#[derive(Debug)]
+pub struct UringPoll {
+    owner: Owner,
+    control: UringControl,
+}
+
+/// Options for a [`UringPoll`]: profile, re-arm mode, CQ size.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Builder {
+    profile: Profile,
+    rearm: bool,
+    cq_entries: Option<u32>,
+}
+
+impl Builder {
+    /// The default: [`Profile::Default`], multishot, CQ sized from the
+    /// capacity.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// The ring setup profile.
+    pub fn profile(mut self, profile: Profile) -> Builder {
+        self.profile = profile;
+        self
+    }
+
+    /// Re-arm mode: every registration is a one-shot POLL_ADD that the
+    /// poller submits again after each event it hands out (what monoio,
+    /// glommio and compio do), instead of one multishot POLL_ADD armed once.
+    /// Same contract; it exists to measure the cost of re-arming.
+    pub fn rearm(mut self, rearm: bool) -> Builder {
+        self.rearm = rearm;
+        self
+    }
+
+    /// CQ entries (rounded up to a power of two, clamped by the kernel).
+    /// The default, twice the capacity plus 64, keeps a steady state of up
+    /// to two completions per registration per take out of overflow; a
+    /// smaller CQ overflows sooner, which the poller recovers from (S10).
+    pub fn cq_entries(mut self, entries: u32) -> Builder {
+        self.cq_entries = Some(entries);
+        self
+    }
+
+    /// A poller for at most `capacity` registrations (1 to 2^30 - 1).
+    /// Fails with EINVAL for a capacity out of range, and with the cause
+    /// (ENOSYS, EPERM, EOPNOTSUPP, ENOMEM) when the ring cannot be made.
+    pub fn build(self, capacity: usize) -> io::Result<UringPoll> {
+        if capacity == 0 || capacity > MAX_CAPACITY {
+            return Err(error(
+                libc::EINVAL,
+                format_args!(
+                    "capacity {capacity} is out of range; give 1 to {MAX_CAPACITY} registrations"
+                ),
+            ));
+        }
+        let cq_wanted = self
+            .cq_entries
+            .unwrap_or_else(|| (capacity as u64 * 2 + 64).min(u32::MAX as u64) as u32)
+            .max(2);
+        let sq_wanted = (capacity as u32 + 1).clamp(2, MAX_SQ_ENTRIES).min(cq_wanted);
+        let ring = self.profile.build(sq_wanted, cq_wanted)?;
+        // SAFETY: plain system call with no pointers.
+        let wake = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
+        // SAFETY: eventfd returned a new fd that nothing else owns.
+        let wake = unsafe { OwnedFd::from_raw_fd(wake) };
+        let wake_fd = wake.as_raw_fd();
+        let inner = Arc::new(Inner {
+            shared: Mutex::new(Shared {
+                table: Table::with_capacity(capacity),
+                pending: Vec::with_capacity(capacity.min(1024)),
+                waiting: false,
+                closed: false,
+            }),
+            counters: Counters::new(),
+            wake,
+            rearm_mode: self.rearm,
+        });
+        let cq_len = ring.params().cq_entries() as usize;
+        let mut owner = Owner {
+            ring,
+            profile: self.profile,
+            rearm_mode: self.rearm,
+            capacity,
+            sq_wanted,
+            cq_wanted,
+            merged: vec![Merged::default(); capacity],
+            queue: VecDeque::with_capacity(capacity),
+            backlog: VecDeque::new(),
+            batch: Vec::with_capacity(cq_len),
+            thread: None,
+            overflow_episode: false,
+            wake_fd,
+        };
+        if self.profile != Profile::Defer {
+            owner.arm_wake();
+        }
+        Ok(UringPoll {
+            owner,
+            control: UringControl { inner },
+        })
+    }
+}
+
+impl UringPoll {
+    /// A poller for at most `capacity` registrations with the default
+    /// options ([`Profile::Default`], multishot).
+    pub fn new(capacity: usize) -> io::Result<UringPoll> {
+        Builder::new().build(capacity)
+    }
+
+    /// Options for a poller.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// The setup profile.
+    pub fn profile(&self) -> Profile {
+        self.owner.profile
+    }
+
+    /// Whether this poller re-arms a one-shot poll after every event.
+    pub fn is_rearm_mode(&self) -> bool {
+        self.owner.rearm_mode
+    }
+
+    /// The flags given to `io_uring_setup` (profile flags plus
+    /// `CQSIZE | CLAMP`), for environment reports.
+    pub fn setup_flags(&self) -> u32 {
+        self.owner.profile.setup_flags() | SETUP_CQSIZE | SETUP_CLAMP
+    }
+
+    /// SQ entries of the ring, as the kernel made it.
+    pub fn sq_entries(&self) -> u32 {
+        self.owner.ring.params().sq_entries()
+    }
+
+    /// CQ entries of the ring, as the kernel made it.
+    pub fn cq_entries(&self) -> u32 {
+        self.owner.ring.params().cq_entries()
+    }
+
+    /// One line for environment reports: profile, mode, flags, sizes.
+    pub fn describe(&self) -> String {
+        format!(
+            "uring-poll profile={} mode={} setup_flags={:#x} sq={} cq={}",
+            self.profile(),
+            if self.is_rearm_mode() { "rearm" } else { "multishot" },
+            self.setup_flags(),
+            self.sq_entries(),
+            self.cq_entries()
+        )
+    }
+}
+
+impl Drop for UringPoll {
+    fn drop(&mut self) {
+        // Control handles may outlive the poller: stop queueing ring work
+        // nobody will submit. Closing the ring (dropping `owner`) cancels
+        // every poll and releases the files they hold.
+        let mut g = self.control.inner.lock();
+        g.closed = true;
+        g.pending = Vec::new();
+    }
+}
+
+impl Poller for UringPoll {
+    type Control = UringControl;
+
+    fn control(&self) -> &UringControl {
+        &self.control
+    }
+
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
+        events.clear();
+        let inner = &*self.control.inner;
+        let c = &inner.counters;
+        let owner = &mut self.owner;
+        owner.ensure_thread(inner)?;
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut ran_taskrun = false;
+        loop {
+            {
+                let mut g = inner.lock();
+                g.waiting = false;
+                owner.drain_pending(&mut g);
+                owner.harvest(&mut g, c)?;
+                owner.emit(&mut g, events, c);
+            }
+            if !events.is_empty() {
+                break;
+            }
+            let left = match (timeout, deadline) {
+                (None, _) => None,
+                (Some(_), Some(d)) => Some(d.saturating_duration_since(Instant::now())),
+                (Some(t), None) => Some(t), // too far to add to now: wait that long
+            };
+            if left == Some(Duration::ZERO) {
+                // Coop and Defer: completions may be waiting for an enter.
+                if !ran_taskrun && owner.taskrun_pending() {
+                    ran_taskrun = true;
+                    owner.run_taskrun(c)?;
+                    continue;
+                }
+                break;
+            }
+            {
+                let mut g = inner.lock();
+                owner.drain_pending(&mut g);
+                g.waiting = true;
+            }
+            if let Err(e) = owner.enter_wait(left, c) {
+                inner.lock().waiting = false;
+                return Err(e);
+            }
+        }
+        // Re-arms and control ops queued meanwhile go to the kernel now.
+        owner.submit(c)?;
+        c.add(Counter::EventsDelivered, events.len() as u64);
+        Ok(events.len())
+    }
+
+    fn capacity(&self) -> usize {
+        self.owner.capacity
+    }
+
+    fn stats(&self) -> Stats {
+        self.control.inner.counters.snapshot()
+    }
+}
