@@ -1,0 +1,114 @@
+//! Raw epoll, three ways: level-triggered, edge-triggered, and one-shot
+//! re-armed with `EPOLL_CTL_MOD` after each event. One `epoll_wait` per
+//! wait, one `epoll_ctl` per control call and per re-arm.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use userpoll::{syscall, Counter, Counters, Stats};
+
+use super::{timeout_ms, Backend, BATCH};
+
+/// Which epoll flavour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `EPOLLIN`.
+    Level,
+    /// `EPOLLIN | EPOLLET`.
+    Edge,
+    /// `EPOLLIN | EPOLLONESHOT`, re-armed after each event.
+    Oneshot,
+}
+
+impl Mode {
+    fn bits(self) -> u32 {
+        let flag = match self {
+            Mode::Level => 0,
+            Mode::Edge => libc::EPOLLET,
+            Mode::Oneshot => libc::EPOLLONESHOT,
+        };
+        (libc::EPOLLIN | flag) as u32
+    }
+}
+
+/// A raw epoll instance.
+#[derive(Debug)]
+pub struct Epoll {
+    epfd: OwnedFd,
+    mode: Mode,
+    buf: Vec<libc::epoll_event>,
+    counters: Counters,
+}
+
+impl Epoll {
+    /// A new epoll instance; `capacity` only sizes nothing here (epoll grows).
+    pub fn new(mode: Mode, _capacity: usize) -> io::Result<Epoll> {
+        // SAFETY: plain system call with no pointers.
+        let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        Ok(Epoll {
+            // SAFETY: epoll_create1 returned a new fd that nothing else owns.
+            epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            mode,
+            buf: Vec::with_capacity(BATCH),
+            counters: Counters::new(),
+        })
+    }
+
+    fn ctl(&self, op: i32, fd: RawFd, token: u32) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: self.mode.bits(),
+            u64: u64::from(token),
+        };
+        self.counters.incr(Counter::EpollCtl);
+        // SAFETY: epfd is open for the life of self; ev is a live epoll_event.
+        syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev)).map(drop)
+    }
+}
+
+impl Backend for Epoll {
+    fn add(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token)?;
+        self.counters.incr(Counter::ControlOps);
+        Ok(())
+    }
+
+    fn delete(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd, token)?;
+        self.counters.incr(Counter::ControlOps);
+        Ok(())
+    }
+
+    fn wait(&mut self, out: &mut Vec<u32>, timeout: Duration) -> io::Result<()> {
+        self.counters.incr(Counter::EpollWait);
+        // SAFETY: buf has capacity for BATCH entries; the kernel writes at
+        // most BATCH and returns how many.
+        let n = match syscall!(epoll_wait(
+            self.epfd.as_raw_fd(),
+            self.buf.as_mut_ptr(),
+            BATCH as i32,
+            timeout_ms(timeout)
+        )) {
+            Ok(n) => n as usize,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => return Err(e),
+        };
+        // SAFETY: the kernel initialised the first n entries.
+        unsafe { self.buf.set_len(n) };
+        out.extend(self.buf.iter().map(|ev| ev.u64 as u32));
+        self.counters.add(Counter::EventsDelivered, n as u64);
+        Ok(())
+    }
+
+    fn handled(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
+        if self.mode == Mode::Oneshot {
+            self.ctl(libc::EPOLL_CTL_MOD, fd, token)?;
+            self.counters.incr(Counter::RearmMode);
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Stats {
+        self.counters.snapshot()
+    }
+}

@@ -1,0 +1,58 @@
+//! Any `userpoll::Poller` as a backend: the path `reference`, `epoll-ring`
+//! and `uring-poll` take. The poller counts its own system calls.
+
+use std::io;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::time::Duration;
+
+use userpoll::{Control, Events, Interest, Poller, Stats};
+
+use super::{Backend, BATCH};
+
+/// A `userpoll::Poller` driven by the harness.
+#[derive(Debug)]
+pub struct Generic<P> {
+    poller: P,
+    events: Events,
+}
+
+impl<P: Poller> Generic<P> {
+    /// Wraps `poller`; takes up to `capacity` (at most 1024) events per wait.
+    pub fn new(poller: P, capacity: usize) -> Generic<P> {
+        Generic {
+            poller,
+            events: Events::with_capacity(capacity.clamp(1, BATCH)),
+        }
+    }
+}
+
+impl<P: Poller> Backend for Generic<P> {
+    fn add(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
+        // SAFETY: the harness keeps every registered fd open until the
+        // backend is dropped or the fd deleted.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        self.poller
+            .control()
+            .add(fd, Interest::READABLE, u64::from(token))
+    }
+
+    fn delete(&mut self, fd: RawFd, _token: u32) -> io::Result<()> {
+        // SAFETY: as in add.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        self.poller.control().delete(fd)
+    }
+
+    fn wait(&mut self, out: &mut Vec<u32>, timeout: Duration) -> io::Result<()> {
+        match self.poller.wait(&mut self.events, Some(timeout)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        out.extend(self.events.iter().map(|e| e.data() as u32));
+        Ok(())
+    }
+
+    fn stats(&self) -> Stats {
+        self.poller.stats()
+    }
+}

@@ -1,0 +1,263 @@
+//! A hand-written multishot POLL_ADD loop straight on the io-uring crate:
+//! what a careful user writes without a library. It is the yardstick for
+//! `uring-poll`'s own overhead: same kernel mechanism, no contract.
+//!
+//! - Ring: `SINGLE_ISSUER | DEFER_TASKRUN` (the profile that came within
+//!   15% of epoll here, see `spec/io_uring-poll.md`), CQ sized to twice the
+//!   registrations so a round never overflows it.
+//! - `user_data` = generation << 32 | token; a CQE whose generation is not
+//!   the token's current one (deleted since) is dropped and counted stale.
+//! - A CQE without `F_MORE` ends the request; it is re-armed after the
+//!   handler ran (re-arming an fd still ready would post a CQE at once, a
+//!   duplicate event).
+//! - `IORING_SQ_CQ_OVERFLOW` is counted as a recovery; the next enter with
+//!   GETEVENTS flushes the overflow list, and the ended polls re-arm.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use userpoll::{Counter, Counters, Stats};
+
+use super::Backend;
+
+/// SQ entries: registrations are submitted in batches of this size.
+const SQ_ENTRIES: u32 = 4096;
+/// `user_data` of POLL_REMOVE requests (never a registration's).
+const REMOVE_TAG: u64 = u64::MAX;
+
+fn cq_entries(capacity: usize) -> u32 {
+    ((capacity * 2).max(SQ_ENTRIES as usize * 2)).next_power_of_two() as u32
+}
+
+fn build(capacity: usize) -> io::Result<IoUring> {
+    IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_cqsize(cq_entries(capacity))
+        .setup_clamp()
+        .build(SQ_ENTRIES)
+}
+
+/// Whether the ring can be made here, or why not.
+pub fn probe() -> Result<(), String> {
+    match IoUring::<squeue::Entry, cqueue::Entry>::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .build(8)
+    {
+        Ok(_) => Ok(()),
+        Err(e) => Err(match e.raw_os_error() {
+            Some(libc::ENOSYS) => "io_uring is not built into this kernel (ENOSYS)".to_string(),
+            Some(libc::EPERM) => {
+                "io_uring is disabled for this process (EPERM; see sysctl kernel.io_uring_disabled)"
+                    .to_string()
+            }
+            Some(libc::EINVAL) => {
+                "the kernel rejects SINGLE_ISSUER | DEFER_TASKRUN (EINVAL; needs Linux 6.1)"
+                    .to_string()
+            }
+            _ => format!("io_uring_setup failed: {e}"),
+        }),
+    }
+}
+
+/// The ring setup, for the JSON's `env`.
+pub fn setup_description(capacity: usize) -> String {
+    format!(
+        "SINGLE_ISSUER|DEFER_TASKRUN|CLAMP, sq {SQ_ENTRIES}, cq {}, multishot POLL_ADD",
+        cq_entries(capacity)
+    )
+}
+
+/// The hand-written loop.
+pub struct UringRaw {
+    ring: IoUring,
+    /// Per token: current generation, registered fd, re-arm owed.
+    gens: Vec<u32>,
+    fds: Vec<RawFd>,
+    rearm_owed: Vec<bool>,
+    overflowed: bool,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for UringRaw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UringRaw")
+            .field(
+                "registrations",
+                &self.fds.iter().filter(|&&fd| fd >= 0).count(),
+            )
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+impl UringRaw {
+    /// A ring for `capacity` registrations.
+    pub fn new(capacity: usize) -> io::Result<UringRaw> {
+        Ok(UringRaw {
+            ring: build(capacity)?,
+            gens: vec![0; capacity],
+            fds: vec![-1; capacity],
+            rearm_owed: vec![false; capacity],
+            overflowed: false,
+            counters: Counters::new(),
+        })
+    }
+
+    fn slot(&mut self, token: u32) -> io::Result<usize> {
+        let t = token as usize;
+        if t >= self.gens.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "token {token} beyond the ring's capacity {}",
+                    self.gens.len()
+                ),
+            ));
+        }
+        Ok(t)
+    }
+
+    fn push(&mut self, sqe: squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: POLL_ADD and POLL_REMOVE entries reference no user
+            // memory; the fd stays open while registered (harness rule).
+            if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
+                self.counters.incr(Counter::SqesSubmitted);
+                return Ok(());
+            }
+            self.counters.incr(Counter::EnterSubmit);
+            self.ring.submitter().submit()?;
+        }
+    }
+
+    fn arm(&mut self, t: usize) -> io::Result<()> {
+        let ud = (u64::from(self.gens[t]) << 32) | t as u64;
+        let sqe = opcode::PollAdd::new(types::Fd(self.fds[t]), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(ud);
+        self.push(sqe)
+    }
+}
+
+impl Backend for UringRaw {
+    fn add(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
+        let t = self.slot(token)?;
+        self.gens[t] = self.gens[t].wrapping_add(1);
+        self.fds[t] = fd;
+        self.rearm_owed[t] = false;
+        self.arm(t)?;
+        self.counters.incr(Counter::ControlOps);
+        Ok(())
+    }
+
+    fn delete(&mut self, _fd: RawFd, token: u32) -> io::Result<()> {
+        let t = self.slot(token)?;
+        let ud = (u64::from(self.gens[t]) << 32) | t as u64;
+        self.gens[t] = self.gens[t].wrapping_add(1);
+        self.fds[t] = -1;
+        self.rearm_owed[t] = false;
+        self.push(opcode::PollRemove::new(ud).build().user_data(REMOVE_TAG))?;
+        self.counters.incr(Counter::ControlOps);
+        Ok(())
+    }
+
+    fn wait(&mut self, out: &mut Vec<u32>, timeout: Duration) -> io::Result<()> {
+        let before = out.len();
+        let mut waited = false;
+        loop {
+            if self.ring.completion().is_empty() || !self.ring.submission().is_empty() {
+                if self.ring.submission().cq_overflow() {
+                    self.counters.incr(Counter::OverflowRecoveries);
+                    self.overflowed = true;
+                }
+                let r = if waited || !self.ring.completion().is_empty() {
+                    // Submit (and flush) only.
+                    self.counters.incr(Counter::EnterSubmit);
+                    self.ring.submitter().submit()
+                } else {
+                    waited = true;
+                    self.counters.incr(Counter::EnterWait);
+                    let ts = types::Timespec::from(timeout);
+                    let args = types::SubmitArgs::new().timespec(&ts);
+                    self.ring.submitter().submit_with_args(1, &args)
+                };
+                match r {
+                    Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                        ) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let mut cq = self.ring.completion();
+            let mut stale = 0;
+            let mut ended = Vec::new();
+            for cqe in &mut cq {
+                self.counters.incr(Counter::CqesSeen);
+                let ud = cqe.user_data();
+                if ud == REMOVE_TAG {
+                    continue;
+                }
+                let t = (ud & 0xffff_ffff) as usize;
+                if t >= self.gens.len() || (ud >> 32) as u32 != self.gens[t] || self.fds[t] < 0 {
+                    stale += 1;
+                    continue;
+                }
+                let more = cqueue::more(cqe.flags());
+                let res = cqe.result();
+                if res > 0 {
+                    out.push(t as u32);
+                    if !more {
+                        self.rearm_owed[t] = true;
+                    }
+                } else if !more {
+                    // Ended without readiness (an error): re-arm now.
+                    ended.push(t);
+                }
+            }
+            drop(cq);
+            self.counters.add(Counter::StaleDropped, stale);
+            for t in ended {
+                self.count_rearm();
+                self.arm(t)?;
+            }
+            if out.len() > before || waited {
+                break;
+            }
+        }
+        self.counters
+            .add(Counter::EventsDelivered, (out.len() - before) as u64);
+        Ok(())
+    }
+
+    fn handled(&mut self, _fd: RawFd, token: u32) -> io::Result<()> {
+        let t = token as usize;
+        if t < self.rearm_owed.len() && self.rearm_owed[t] {
+            self.rearm_owed[t] = false;
+            self.count_rearm();
+            self.arm(t)?;
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Stats {
+        self.counters.snapshot()
+    }
+}
+
+impl UringRaw {
+    fn count_rearm(&mut self) {
+        if self.overflowed {
+            self.counters.incr(Counter::RearmOverflow);
+        } else {
+            self.counters.incr(Counter::RearmKernelEnded);
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! One run: a backend, a set of fds, writer threads that fire them, and the
+//! calling thread consuming (it makes the backend, registers the fds, takes
+//! events and runs the handler).
+//!
+//! Closed loop (the default): each round the writers fire `active`
+//! distinct fds chosen with the run's seed (every writer draws the same
+//! shuffle and fires its share), and the consumer takes events until it has
+//! seen all of them; then the next round starts. Latency runs from just
+//! before the writer's `write` to the return of the wait that delivered it.
+//!
+//! Open loop (`rate`): the same number of fires follow a schedule, one every
+//! `1/rate` seconds spread over the writers, each on a random fd that is
+//! not already pending; latency runs from the *scheduled* time, so a
+//! stalled consumer cannot hide its own stall (coordinated omission).
+//!
+//! Warm-up rounds (closed loop) come first and are not measured. Every
+//! system call the harness itself makes is counted; the backend counts its
+//! own.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use userpoll::Stats;
+
+use crate::backends::{self, Backend, FloorQueue, MakeCtx};
+use crate::fds::FdSet;
+use crate::sys::{self, now_ns, Rng};
+
+/// What the handler does with each event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    /// Drains the fd (what servers do).
+    Read,
+    /// Nothing: notification cost alone (edge-like backends only).
+    None,
+}
+
+impl Handler {
+    /// The name used on the command line and in the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Handler::Read => "read",
+            Handler::None => "none",
+        }
+    }
+}
+
+/// The shape of a run, shared by every backend of a suite.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Sources fired by the writers (tokens `0..fds`).
+    pub fds: usize,
+    /// Fds fired per round.
+    pub active: usize,
+    /// Measured rounds (closed loop), or `rounds * active` fires (open loop).
+    pub rounds: u64,
+    /// Run measured rounds for this long instead (closed loop), or fire
+    /// `rate * duration` times (open loop).
+    pub duration: Option<Duration>,
+    /// The handler.
+    pub handler: Handler,
+    /// Writer threads.
+    pub writers: usize,
+    /// Open loop: fires per second.
+    pub rate: Option<f64>,
+    /// Writer `w` fires fd `w` every round (the userpoll-series shape);
+    /// needs `fds == active == writers`.
+    pub own_fd: bool,
+    /// Registrations deleted and added again per round, from a pool of
+    /// extra fds that are never fired (tokens `fds..fds + 2 * churn`).
+    pub churn: usize,
+    /// Seed of the fire schedule.
+    pub seed: u64,
+    /// Unmeasured rounds before the measured ones.
+    pub warmup_rounds: u64,
+    /// A run with no event for this long has failed.
+    pub stall: Duration,
+}
+
+impl Workload {
+    /// Sources the run needs: fired fds plus the churn pool.
+    pub fn sources(&self) -> usize {
+        self.fds + 2 * self.churn
+    }
+}
+
+/// What one run measured.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Events the run should deliver.
+    pub events_expected: u64,
+    /// Events delivered in the measured phase (spurious ones included).
+    pub events: u64,
+    /// Events for an fd that was not fired (included in `events`).
+    pub spurious: u64,
+    /// Measured rounds completed.
+    pub rounds: u64,
+    /// Wall time of the measured phase.
+    pub wall_ns: u64,
+    /// Whole-process CPU time (getrusage) over the measured phase.
+    pub process_cpu_ns: u64,
+    /// The consuming thread's CPU time over the measured phase.
+    pub consumer_cpu_ns: u64,
+    /// The backend's counters over the measured phase.
+    pub backend: Stats,
+    /// The backend's system calls over its whole life in the run
+    /// (registration and warm-up included; creation and teardown not).
+    pub backend_total_syscalls: u64,
+    /// Handler `read` calls in the measured phase.
+    pub handler_reads: u64,
+    /// Writer `write` calls in the measured phase.
+    pub writer_writes: u64,
+    /// Writer futex waits and sleeps in the measured phase.
+    pub writer_other: u64,
+    /// The consumer's own calls besides the backend's and the handler's in
+    /// the measured phase (futex wakes of parked writers).
+    pub consumer_other: u64,
+    /// Every system call the harness made in the run, all phases: the
+    /// number `perf stat -e raw_syscalls:sys_enter` is compared with.
+    pub total_syscalls: u64,
+    /// Fire-to-delivery latency, nanoseconds.
+    pub latency: Histogram<u64>,
+    /// Why the run failed, if it did (errors, stalls; a count mismatch is
+    /// judged by the caller from `events` and `events_expected`).
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    /// A run that delivered a different number of events than expected, or
+    /// stopped on an error.
+    pub fn failed(&self) -> bool {
+        self.error.is_some() || self.events != self.events_expected
+    }
+
+    /// System calls of the consuming side in the measured phase: the
+    /// backend's (any thread it runs), the handler's reads, the consumer's
+    /// wakes.
+    pub fn consumer_syscalls(&self) -> u64 {
+        self.backend.syscalls() + self.handler_reads + self.consumer_other
+    }
+}
+
+/// A new latency histogram: 1 ns to 60 s, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Gate value that starts the open-loop schedule.
+const OPEN: u32 = u32::MAX;
+/// How long one wait may block before the consumer looks at the clock.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Default)]
+struct WriterCounts {
+    writes: AtomicU64,
+    other: AtomicU64,
+}
+
+struct Shared<'a> {
+    fds: &'a FdSet,
+    w: &'a Workload,
+    /// Per source: the fire time (or scheduled time), 0 when not pending.
+    fire: Box<[AtomicU64]>,
+    /// Round number (futex word for parked writers); `OPEN` for the schedule.
+    gate: AtomicU32,
+    sleepers: AtomicU32,
+    stop: AtomicBool,
+    floor: Option<Arc<FloorQueue>>,
+    counts: WriterCounts,
+    /// Open loop: schedule start and the fires to make.
+    open_start: AtomicU64,
+    open_fires: AtomicU64,
+    error: Mutex<Option<String>>,
+}
+
+impl Shared<'_> {
+    fn fail(&self, msg: String) {
+        let mut e = self.error.lock().unwrap_or_else(|e| e.into_inner());
+        e.get_or_insert(msg);
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    #[inline]
+    fn fire(&self, t: usize, stamp: u64) -> bool {
+        self.fire[t].store(stamp, Ordering::Release);
+        self.counts.writes.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.fds.fire(t) {
+            self.fail(format!("writer: {e}"));
+            return false;
+        }
+        if let Some(q) = &self.floor {
+            q.publish(t as u32);
+        }
+        true
+    }
+
+    fn writer(&self, w: usize) {
+        let wl = self.w;
+        let n = wl.fds;
+        let mut perm: Vec<u32> = (0..n as u32).collect();
+        let mut rng = Rng::new(wl.seed);
+        let mut seen = 0u32;
+        loop {
+            // Wait for the next round (or the schedule, or the end).
+            loop {
+                if self.stop.load(Ordering::Acquire) {
+                    return;
+                }
+                let g = self.gate.load(Ordering::Acquire);
+                if g != seen {
+                    seen = g;
+                    break;
+                }
+                self.sleepers.fetch_add(1, Ordering::SeqCst);
+                if self.gate.load(Ordering::SeqCst) == seen && !self.stop.load(Ordering::SeqCst) {
+                    self.counts.other.fetch_add(1, Ordering::Relaxed);
+                    sys::futex_wait(&self.gate, seen, 100_000_000);
+                }
+                self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            }
+            if seen == OPEN {
+                self.open_writer(w);
+                continue;
+            }
+            if wl.own_fd {
+                if !self.fire(w, now_ns()) {
+                    return;
+                }
+                continue;
+            }
+            // Every writer draws the same shuffle, round after round.
+            for i in 0..wl.active {
+                let j = i + rng.below((n - i) as u64) as usize;
+                perm.swap(i, j);
+            }
+            for i in (w..wl.active).step_by(wl.writers) {
+                if !self.fire(perm[i] as usize, now_ns()) {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn open_writer(&self, w: usize) {
+        let n = self.w.fds as u64;
+        let rate = self.w.rate.expect("open loop has a rate");
+        let start = self.open_start.load(Ordering::Acquire);
+        let fires = self.open_fires.load(Ordering::Acquire);
+        let mut rng = Rng::new(self.w.seed ^ (w as u64 + 1).wrapping_mul(0x9e37_79b9));
+        let mut i = w as u64;
+        while i < fires {
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let at = start + (i as f64 * 1e9 / rate) as u64;
+            if now_ns() < at {
+                let calls = sys::sleep_until_ns(at);
+                self.counts.other.fetch_add(calls, Ordering::Relaxed);
+            }
+            // A random fd that is not pending (claimed with the stamp).
+            let t = loop {
+                let t = rng.below(n) as usize;
+                if self.fire[t]
+                    .compare_exchange(0, at, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    break t;
+                }
+                if self.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+            };
+            if !self.fire(t, at) {
+                return;
+            }
+            i += self.w.writers as u64;
+        }
+    }
+}
+
+/// The consumer's running tallies, all phases.
+#[derive(Debug, Default)]
+struct Tally {
+    events: u64,
+    spurious: u64,
+    reads: u64,
+    /// Futex wakes of parked writers, CPU-time and rusage reads.
+    other: u64,
+    last_progress: u64,
+}
+
+/// Runs backend `id` once over `fds` (all drained) with workload `w`.
+pub fn run_one(id: &str, w: &Workload, fds: &FdSet) -> Outcome {
+    let floor = (id == "floor").then(|| Arc::new(FloorQueue::new(w.sources())));
+    let shared = Shared {
+        fds,
+        w,
+        fire: (0..w.sources()).map(|_| AtomicU64::new(0)).collect(),
+        gate: AtomicU32::new(0),
+        sleepers: AtomicU32::new(0),
+        stop: AtomicBool::new(false),
+        floor: floor.clone(),
+        counts: WriterCounts::default(),
+        open_start: AtomicU64::new(0),
+        open_fires: AtomicU64::new(0),
+        error: Mutex::new(None),
+    };
+    let mut out = Outcome {
+        events_expected: 0,
+        events: 0,
+        spurious: 0,
+        rounds: 0,
+        wall_ns: 0,
+        process_cpu_ns: 0,
+        consumer_cpu_ns: 0,
+        backend: Stats::default(),
+        backend_total_syscalls: 0,
+        handler_reads: 0,
+        writer_writes: 0,
+        writer_other: 0,
+        consumer_other: 0,
+        total_syscalls: 0,
+        latency: new_histogram(),
+        error: None,
+    };
+    let ctx = MakeCtx {
+        capacity: w.sources(),
+        floor,
+    };
+    let mut backend = match backends::make(id, &ctx) {
+        Ok(b) => b,
+        Err(e) => {
+            out.error = Some(format!("cannot make backend {id}: {e}"));
+            return out;
+        }
+    };
+    let first = backend.stats();
+    let mut tally = Tally::default();
+    let result = std::thread::scope(|s| {
+        let sh = &shared;
+        let mut spawned = Ok(());
+        for i in 0..w.writers {
+            let r = std::thread::Builder::new()
+                .name(format!("writer-{i}"))
+                .spawn_scoped(s, move || sh.writer(i));
+            if let Err(e) = r {
+                spawned = Err(format!("cannot start writer threads: {e}"));
+                break;
+            }
+        }
+        let r = spawned.and_then(|()| consume(sh, &mut *backend, &mut tally, &mut out));
+        sh.stop.store(true, Ordering::SeqCst);
+        sh.gate.fetch_add(1, Ordering::SeqCst);
+        tally.other += 1;
+        sys::futex_wake_all(&sh.gate);
+        r
+    });
+    out.backend_total_syscalls = (backend.stats() - first).syscalls();
+    if let Err(e) = result {
+        out.error = Some(e);
+    }
+    if let Some(e) = shared
+        .error
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        out.error.get_or_insert(e);
+    }
+    out.total_syscalls = out.backend_total_syscalls
+        + shared.counts.writes.load(Ordering::Relaxed)
+        + shared.counts.other.load(Ordering::Relaxed)
+        + tally.reads
+        + tally.other;
+    out
+}
+
+/// The churn pool: tokens `fds..fds + 2 * churn`, half registered.
+struct Churn {
+    registered: VecDeque<u32>,
+    idle: VecDeque<u32>,
+}
+
+impl Churn {
+    fn step(&mut self, n: usize, fds: &FdSet, b: &mut dyn Backend) -> Result<(), String> {
+        for _ in 0..n {
+            let (Some(old), Some(new)) = (self.registered.pop_front(), self.idle.pop_front())
+            else {
+                return Ok(());
+            };
+            b.delete(fds.read_fd(old as usize), old)
+                .map_err(|e| format!("churn delete: {e}"))?;
+            b.add(fds.read_fd(new as usize), new)
+                .map_err(|e| format!("churn add: {e}"))?;
+            self.idle.push_back(old);
+            self.registered.push_back(new);
+        }
+        Ok(())
+    }
+}
+
+fn consume(
+    sh: &Shared<'_>,
+    b: &mut dyn Backend,
+    tally: &mut Tally,
+    out: &mut Outcome,
+) -> Result<(), String> {
+    let w = sh.w;
+    let fds = sh.fds;
+    for t in 0..w.fds {
+        b.add(fds.read_fd(t), t as u32)
+            .map_err(|e| format!("registering fd {} (source {t}): {e}", fds.read_fd(t)))?;
+    }
+    let mut churn = Churn {
+        registered: (w.fds..w.fds + w.churn).map(|t| t as u32).collect(),
+        idle: (w.fds + w.churn..w.sources()).map(|t| t as u32).collect(),
+    };
+    for &t in &churn.registered {
+        b.add(fds.read_fd(t as usize), t)
+            .map_err(|e| format!("registering churn fd: {e}"))?;
+    }
+    let mut buf = Vec::with_capacity(backends::BATCH);
+    tally.last_progress = now_ns();
+
+    let mut round = 0u32;
+    let mut next_round =
+        |tally: &mut Tally, b: &mut dyn Backend, hist: Option<&mut Histogram<u64>>| {
+            round += 1;
+            sh.gate.store(round, Ordering::SeqCst);
+            if sh.sleepers.load(Ordering::SeqCst) > 0 {
+                tally.other += 1;
+                sys::futex_wake_all(&sh.gate);
+            }
+            churn.step(w.churn, fds, b)?;
+            take(sh, b, w.active as u64, tally, hist, &mut buf)
+        };
+    for _ in 0..w.warmup_rounds {
+        next_round(tally, b, None)?;
+    }
+
+    // The measured phase.
+    let s0 = b.stats();
+    let (e0, sp0, r0, o0) = (tally.events, tally.spurious, tally.reads, tally.other);
+    let writes0 = sh.counts.writes.load(Ordering::Relaxed);
+    let wother0 = sh.counts.other.load(Ordering::Relaxed);
+    tally.other += 2;
+    let pcpu0 = sys::process_cpu_ns();
+    let ccpu0 = sys::thread_cpu_ns();
+    let t0 = now_ns();
+    let mut hist = new_histogram();
+    let run = if let Some(rate) = w.rate {
+        let fires = match w.duration {
+            Some(d) => (rate * d.as_secs_f64()).round().max(1.0) as u64,
+            None => w.rounds * w.active as u64,
+        };
+        out.events_expected = fires;
+        out.rounds = fires.div_ceil(w.active as u64);
+        sh.open_fires.store(fires, Ordering::SeqCst);
+        sh.open_start.store(now_ns() + 1_000_000, Ordering::SeqCst);
+        sh.gate.store(OPEN, Ordering::SeqCst);
+        tally.other += 1;
+        sys::futex_wake_all(&sh.gate);
+        let mut buf = Vec::with_capacity(backends::BATCH);
+        take(sh, b, fires, tally, Some(&mut hist), &mut buf)
+    } else {
+        let mut r = Ok(());
+        loop {
+            let done = match w.duration {
+                Some(d) => now_ns() - t0 >= d.as_nanos() as u64,
+                None => out.rounds >= w.rounds,
+            };
+            if done {
+                break;
+            }
+            out.rounds += 1;
+            out.events_expected += w.active as u64;
+            r = next_round(tally, b, Some(&mut hist));
+            if r.is_err() {
+                break;
+            }
+        }
+        r
+    };
+    out.wall_ns = now_ns() - t0;
+    out.consumer_cpu_ns = sys::thread_cpu_ns() - ccpu0;
+    out.process_cpu_ns = sys::process_cpu_ns() - pcpu0;
+    tally.other += 2;
+    out.backend = b.stats() - s0;
+    out.events = tally.events - e0;
+    out.spurious = tally.spurious - sp0;
+    out.handler_reads = tally.reads - r0;
+    out.consumer_other = tally.other - o0;
+    out.writer_writes = sh.counts.writes.load(Ordering::Relaxed) - writes0;
+    out.writer_other = sh.counts.other.load(Ordering::Relaxed) - wother0;
+    out.latency = hist;
+    run
+}
+
+/// Takes events until `want` fired fds were seen.
+fn take(
+    sh: &Shared<'_>,
+    b: &mut dyn Backend,
+    want: u64,
+    tally: &mut Tally,
+    mut hist: Option<&mut Histogram<u64>>,
+    buf: &mut Vec<u32>,
+) -> Result<(), String> {
+    let n = sh.w.fds;
+    let read = sh.w.handler == Handler::Read;
+    let mut got = 0;
+    while got < want {
+        buf.clear();
+        b.wait(buf, WAIT_SLICE).map_err(|e| format!("wait: {e}"))?;
+        let t = now_ns();
+        if buf.is_empty() {
+            if sh.stop.load(Ordering::Acquire) {
+                return Err("the writers stopped".into());
+            }
+            if t - tally.last_progress > sh.w.stall.as_nanos() as u64 {
+                return Err(format!(
+                    "stalled: no event for {:?}, {got} of {want} expected events seen",
+                    sh.w.stall
+                ));
+            }
+            continue;
+        }
+        tally.last_progress = t;
+        for &tok in buf.iter() {
+            let i = tok as usize;
+            if i >= sh.fds.len() {
+                return Err(format!(
+                    "backend delivered token {tok}, which was never registered"
+                ));
+            }
+            tally.events += 1;
+            let stamp = if i < n {
+                sh.fire[i].load(Ordering::Acquire)
+            } else {
+                0
+            };
+            if stamp == 0 {
+                tally.spurious += 1;
+            } else {
+                got += 1;
+                if let Some(h) = hist.as_deref_mut() {
+                    h.saturating_record(t.saturating_sub(stamp).max(1));
+                }
+            }
+            if read {
+                tally.reads += sh.fds.drain(i).0;
+            }
+            if stamp != 0 {
+                sh.fire[i].store(0, Ordering::Release);
+            }
+            b.handled(sh.fds.read_fd(i), tok)
+                .map_err(|e| format!("re-arm of source {i}: {e}"))?;
+        }
+    }
+    Ok(())
+}

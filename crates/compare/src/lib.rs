@@ -1,0 +1,21 @@
+//! `compare`: measures what it costs to learn that one of thousands of fds
+//! became ready, for every backend the project has, on the machine it runs
+//! on. See `docs/compare.md` for how to run it and read its output, and
+//! `guides/measuring.md` for the method.
+//!
+//! - [`backends`]: every backend behind one interface, with stable ids.
+//! - [`fds`]: the fds a run fires: eventfds, pipes, socketpairs, TCP.
+//! - [`harness`]: one run (writers, consumer, counts, latency).
+//! - [`suite`]: runs several backends interleaved and collects [`suite::Results`].
+//! - [`report`]: the JSON, the summary table, `.hgrm` files and plots.
+//! - [`cli`]: the command line.
+
+pub mod backends;
+pub mod cli;
+pub mod fds;
+pub mod harness;
+pub mod hgrm;
+pub mod plot;
+pub mod report;
+pub mod suite;
+pub mod sys;

@@ -1,0 +1,398 @@
+//! What a suite leaves behind: the JSON (exact keys, one object per run),
+//! the summary table with the two numbers the project exists for, and the
+//! results folder (JSON, one `.hgrm` per backend, two SVG plots).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use userpoll::Counter;
+
+use crate::harness::{new_histogram, Outcome};
+use crate::suite::{Results, RunResult};
+
+fn per(n: u64, events: u64) -> f64 {
+    if events == 0 {
+        0.0
+    } else {
+        n as f64 / events as f64
+    }
+}
+
+/// p50, p90, p99, p99.9 and max of a latency histogram, in ns.
+pub fn latency_json(h: &Histogram<u64>) -> Value {
+    let q = |q: f64| {
+        if h.is_empty() {
+            0
+        } else {
+            h.value_at_quantile(q)
+        }
+    };
+    json!({
+        "p50": q(0.5),
+        "p90": q(0.9),
+        "p99": q(0.99),
+        "p999": q(0.999),
+        "max": if h.is_empty() { 0 } else { h.max() },
+    })
+}
+
+/// The derived per-event numbers of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct PerEvent {
+    /// Events per second of wall time.
+    pub events_per_sec: f64,
+    /// Whole-process CPU ns per event.
+    pub cpu_ns: f64,
+    /// Consuming-thread CPU ns per event.
+    pub consumer_cpu_ns: f64,
+    /// Consuming-side system calls per event.
+    pub syscalls: f64,
+    /// Re-arms per event.
+    pub rearms: f64,
+}
+
+impl PerEvent {
+    /// The per-event numbers of `o`.
+    pub fn of(o: &Outcome) -> PerEvent {
+        PerEvent {
+            events_per_sec: if o.wall_ns == 0 {
+                0.0
+            } else {
+                o.events as f64 * 1e9 / o.wall_ns as f64
+            },
+            cpu_ns: per(o.process_cpu_ns, o.events),
+            consumer_cpu_ns: per(o.consumer_cpu_ns, o.events),
+            syscalls: per(o.consumer_syscalls(), o.events),
+            rearms: per(o.backend.rearms(), o.events),
+        }
+    }
+}
+
+/// The JSON object of one run.
+pub fn run_json(results: &Results, r: &RunResult) -> Value {
+    let o = &r.outcome;
+    let w = &results.config.workload;
+    let pe = PerEvent::of(o);
+    let by_kind: BTreeMap<&str, u64> = o
+        .backend
+        .iter()
+        .filter(|(c, v)| c.is_syscall() && *v != 0)
+        .map(|(c, v)| (c.name(), v))
+        .collect();
+    let counters: BTreeMap<&str, u64> = o
+        .backend
+        .iter()
+        .filter(|(_, v)| *v != 0)
+        .map(|(c, v)| (c.name(), v))
+        .collect();
+    let mut v = json!({
+        "backend": r.backend,
+        "rep": r.rep,
+        "fd_kind": results.config.fd_kind.name(),
+        "fds": w.fds,
+        "active": w.active,
+        "rounds": o.rounds,
+        "handler": w.handler.name(),
+        "writers": w.writers,
+        "events_expected": o.events_expected,
+        "events": o.events,
+        "wall_ns": o.wall_ns,
+        "events_per_sec": pe.events_per_sec,
+        "cpu_ns_per_event": pe.cpu_ns,
+        "consumer_cpu_ns_per_event": pe.consumer_cpu_ns,
+        "consumer_syscalls_per_event": pe.syscalls,
+        "rearms_per_event": pe.rearms,
+        "overflow_recoveries": o.backend.get(Counter::OverflowRecoveries),
+        "stale_dropped": o.backend.get(Counter::StaleDropped),
+        "latency_ns": latency_json(&o.latency),
+        "failed": o.failed(),
+        "spurious_events": o.spurious,
+        "scenario": results.config.scenario,
+        "rate": w.rate,
+        "consumers": 1,
+        "churn_per_round": w.churn,
+        "seed": w.seed,
+        "syscalls": {
+            "backend": by_kind,
+            "handler_reads": o.handler_reads,
+            "consumer_other": o.consumer_other,
+            "consumer_total": o.consumer_syscalls(),
+            "writer_writes": o.writer_writes,
+            "writer_other": o.writer_other,
+            "run_total_all_phases": o.total_syscalls,
+        },
+        "counters": counters,
+    });
+    if let Some(e) = &o.error {
+        v["error"] = json!(e);
+    }
+    v
+}
+
+/// The whole results document: `env`, `config`, `runs`.
+pub fn results_json(results: &Results) -> Value {
+    let env = &results.env;
+    let c = &results.config;
+    let w = &c.workload;
+    json!({
+        "env": {
+            "kernel": env.kernel,
+            "cpu": env.cpu,
+            "cores": env.cores,
+            "rlimit_nofile": { "soft": env.rlimit_nofile.0, "hard": env.rlimit_nofile.1 },
+            "crates": env.crates,
+            "ring_setup": env.ring_setup,
+        },
+        "config": {
+            "backends": c.backends,
+            "reps": c.reps,
+            "fd_kind": c.fd_kind.name(),
+            "fds": w.fds,
+            "active": w.active,
+            "rounds": w.rounds,
+            "duration_s": w.duration.map(|d| d.as_secs_f64()),
+            "handler": w.handler.name(),
+            "writers": w.writers,
+            "rate": w.rate,
+            "consumers": 1,
+            "churn_per_round": w.churn,
+            "seed": w.seed,
+            "warmup_rounds": w.warmup_rounds,
+            "scenario": c.scenario,
+        },
+        "syscalls_counted_total": results.total_syscalls(),
+        "failed_runs": results.failed().count(),
+        "runs": results.runs.iter().map(|r| run_json(results, r)).collect::<Vec<_>>(),
+    })
+}
+
+/// Median and half the range as a fraction of the median.
+pub fn median_spread(mut xs: Vec<f64>) -> Option<(f64, f64)> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    let m = if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    };
+    let spread = if m == 0.0 {
+        0.0
+    } else {
+        (xs[n - 1] - xs[0]) / 2.0 / m
+    };
+    Some((m, spread))
+}
+
+/// Per-backend medians over the runs that did not fail.
+#[derive(Debug, Clone)]
+pub struct BackendSummary {
+    /// Backend id.
+    pub id: String,
+    /// Runs, and runs that failed.
+    pub runs: usize,
+    /// Failed runs.
+    pub failed: usize,
+    /// Median events/s and spread.
+    pub events_per_sec: (f64, f64),
+    /// Median whole-process CPU ns/event and spread.
+    pub cpu_ns: (f64, f64),
+    /// Median consumer CPU ns/event and spread.
+    pub consumer_cpu_ns: (f64, f64),
+    /// Median consumer syscalls/event.
+    pub syscalls: f64,
+    /// Median re-arms/event.
+    pub rearms: f64,
+    /// Minimum and maximum CPU ns/event over the good runs.
+    pub cpu_ns_range: (f64, f64),
+    /// Latency of every good run merged (ns).
+    pub latency: Histogram<u64>,
+}
+
+/// The summary of each backend, in the order the suite ran them.
+pub fn summarize(results: &Results) -> Vec<BackendSummary> {
+    let mut out = Vec::new();
+    for id in &results.config.backends {
+        let runs: Vec<&RunResult> = results.runs.iter().filter(|r| &r.backend == id).collect();
+        let good: Vec<&RunResult> = runs
+            .iter()
+            .copied()
+            .filter(|r| !r.outcome.failed())
+            .collect();
+        let pes: Vec<PerEvent> = good.iter().map(|r| PerEvent::of(&r.outcome)).collect();
+        let col = |f: fn(&PerEvent) -> f64| median_spread(pes.iter().map(f).collect());
+        let mut latency = new_histogram();
+        for r in &good {
+            let _ = latency.add(&r.outcome.latency);
+        }
+        let cpus: Vec<f64> = pes.iter().map(|p| p.cpu_ns).collect();
+        out.push(BackendSummary {
+            id: id.clone(),
+            runs: runs.len(),
+            failed: runs.len() - good.len(),
+            events_per_sec: col(|p| p.events_per_sec).unwrap_or_default(),
+            cpu_ns: col(|p| p.cpu_ns).unwrap_or_default(),
+            consumer_cpu_ns: col(|p| p.consumer_cpu_ns).unwrap_or_default(),
+            syscalls: col(|p| p.syscalls).unwrap_or_default().0,
+            rearms: col(|p| p.rearms).unwrap_or_default().0,
+            cpu_ns_range: (
+                cpus.iter().copied().fold(f64::INFINITY, f64::min),
+                cpus.iter().copied().fold(0.0, f64::max),
+            ),
+            latency,
+        });
+    }
+    out
+}
+
+fn ratio(a: Option<&BackendSummary>, b: Option<&BackendSummary>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if a.failed < a.runs && b.failed < b.runs && b.cpu_ns.0 > 0.0 => {
+            Some(a.cpu_ns.0 / b.cpu_ns.0)
+        }
+        _ => None,
+    }
+}
+
+/// The summary table and the re-arm and ring costs, as printed.
+pub fn summary_text(results: &Results) -> String {
+    let sums = summarize(results);
+    let find = |id: &str| sums.iter().find(|s| s.id == id);
+    let w = &results.config.workload;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} fds ({}), {} fired per round, {} measured rounds, handler {}, {} writer(s){}, {} rep(s); \
+         medians (± half the range)",
+        w.fds,
+        results.config.fd_kind.name(),
+        w.active,
+        results.runs.first().map_or(w.rounds, |r| r.outcome.rounds),
+        w.handler.name(),
+        w.writers,
+        w.rate.map_or(String::new(), |r| format!(", open loop at {r}/s")),
+        results.config.reps
+    );
+    let _ = writeln!(
+        s,
+        "{:<18} {:>11} {:>15} {:>13} {:>8} {:>8} {:>9} {:>9} {:>7} {:>8}",
+        "backend",
+        "events/s",
+        "cpu ns/ev",
+        "consumer ns",
+        "sys/ev",
+        "rearm/ev",
+        "p50 us",
+        "p99 us",
+        "xfloor",
+        "xepoll-et"
+    );
+    for b in &sums {
+        if b.failed == b.runs {
+            let _ = writeln!(s, "{:<18} FAILED in all {} run(s)", b.id, b.runs);
+            continue;
+        }
+        let q = |q: f64| b.latency.value_at_quantile(q) as f64 / 1000.0;
+        let x = |other: &str| {
+            ratio(Some(b), find(other)).map_or("-".to_string(), |r| format!("{r:.2}"))
+        };
+        let _ = writeln!(
+            s,
+            "{:<18} {:>11.0} {:>9.0} ±{:>3.0}% {:>7.0} ±{:>2.0}% {:>8.2} {:>8.2} {:>9.1} {:>9.1} {:>7} {:>8}{}",
+            b.id,
+            b.events_per_sec.0,
+            b.cpu_ns.0,
+            b.cpu_ns.1 * 100.0,
+            b.consumer_cpu_ns.0,
+            b.consumer_cpu_ns.1 * 100.0,
+            b.syscalls,
+            b.rearms,
+            q(0.5),
+            q(0.99),
+            x("floor"),
+            x("epoll-et"),
+            if b.failed > 0 {
+                format!("  ({} of {} runs FAILED)", b.failed, b.runs)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let cost = |s: &mut String, a: &str, b: &str| {
+        let line = match (find(a), find(b), ratio(find(a), find(b))) {
+            (Some(x), Some(y), Some(r)) => format!(
+                "{r:.2}x CPU ns/event ({:.0} vs {:.0}, {:+.0} ns/event; {:+.2} syscalls/event, {:+.2} re-arms/event)",
+                x.cpu_ns.0,
+                y.cpu_ns.0,
+                x.cpu_ns.0 - y.cpu_ns.0,
+                x.syscalls - y.syscalls,
+                x.rearms - y.rearms
+            ),
+            _ => "not measured (run both backends to see it)".to_string(),
+        };
+        let _ = writeln!(s, "  {a:<17} against {b:<11} {line}");
+    };
+    let _ = writeln!(s, "\nre-arm cost:");
+    cost(&mut s, "epoll-oneshot", "epoll-et");
+    cost(&mut s, "uring-poll:rearm", "uring-poll");
+    let _ = writeln!(s, "ring cost:");
+    cost(&mut s, "uring-poll", "floor");
+    cost(&mut s, "epoll-ring", "floor");
+    let _ = writeln!(
+        s,
+        "\nsystem calls counted by compare for the whole suite (all phases, writers included): {}",
+        results.total_syscalls()
+    );
+    s
+}
+
+/// A file name for backend `id` (`:` is awkward in file names).
+pub fn file_stem(id: &str) -> String {
+    id.replace(':', "-")
+}
+
+/// Writes the results folder: `results.json`, one `<backend>.hgrm` per
+/// backend, `latency.svg` and `cpu.svg`.
+pub fn write_folder(results: &Results, dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot create results folder {}: {e}", dir.display()),
+        )
+    })?;
+    write_json(results, &dir.join("results.json"))?;
+    let sums = summarize(results);
+    for b in &sums {
+        let text = crate::hgrm::percentile_distribution(&b.latency, 1000.0);
+        std::fs::write(dir.join(format!("{}.hgrm", file_stem(&b.id))), text)?;
+    }
+    crate::plot::latency(&sums, &dir.join("latency.svg"))?;
+    crate::plot::cpu(&sums, &dir.join("cpu.svg"))?;
+    Ok(())
+}
+
+/// Writes the JSON document to `path`.
+pub fn write_json(results: &Results, path: &Path) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(&results_json(results)).map_err(io::Error::other)?;
+    std::fs::write(path, text + "\n")
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_spread() {
+        assert_eq!(median_spread(vec![3.0, 1.0, 2.0]), Some((2.0, 0.5)));
+        assert_eq!(median_spread(vec![4.0, 2.0]), Some((3.0, 1.0 / 3.0)));
+        assert_eq!(median_spread(vec![]), None);
+        assert_eq!(file_stem("uring-poll:coop"), "uring-poll-coop");
+    }
+}

@@ -1,0 +1,218 @@
+//! A suite: several backends, several repetitions, interleaved (A B C A B
+//! C ...) over one set of fds, with the environment they ran in. This is
+//! the library entry point the CLI and the CI gate call: [`run_suite`].
+
+use std::collections::BTreeMap;
+use std::io::{self, IsTerminal};
+
+use crate::backends;
+use crate::fds::{FdKind, FdSet};
+use crate::harness::{self, Outcome, Workload};
+use crate::sys;
+
+/// Fds the process needs besides the sources: stdio, backends' own fds
+/// (epoll fds, rings, notifiers), output files.
+pub const FD_OVERHEAD: u64 = 64;
+
+/// Everything a suite runs.
+#[derive(Debug, Clone)]
+pub struct SuiteConfig {
+    /// Backend ids, in the order each repetition runs them.
+    pub backends: Vec<String>,
+    /// The workload every run uses.
+    pub workload: Workload,
+    /// The kind of fds.
+    pub fd_kind: FdKind,
+    /// Repetitions of every backend.
+    pub reps: usize,
+    /// The named scenario, if any (`userpoll-series`, `churn`).
+    pub scenario: Option<String>,
+    /// Show a progress bar on stderr (only drawn when it is a terminal).
+    pub progress: bool,
+}
+
+/// One run of one backend.
+#[derive(Debug)]
+pub struct RunResult {
+    /// Backend id.
+    pub backend: String,
+    /// Repetition, from 0.
+    pub rep: usize,
+    /// What it measured.
+    pub outcome: Outcome,
+}
+
+/// The machine and build a suite ran on.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// `uname -r` and `uname -v`.
+    pub kernel: String,
+    /// CPU model name.
+    pub cpu: String,
+    /// Online CPUs.
+    pub cores: usize,
+    /// `RLIMIT_NOFILE` (soft, hard) after raising the soft limit.
+    pub rlimit_nofile: (u64, u64),
+    /// Crate name to version.
+    pub crates: BTreeMap<String, String>,
+    /// Backend id to ring setup, for backends with an io_uring.
+    pub ring_setup: BTreeMap<String, String>,
+}
+
+/// What a suite produced.
+#[derive(Debug)]
+pub struct Results {
+    /// What ran.
+    pub config: SuiteConfig,
+    /// Where.
+    pub env: Env,
+    /// Every run, in the order they ran.
+    pub runs: Vec<RunResult>,
+    /// System calls made opening, draining and closing the fds.
+    pub fd_syscalls: u64,
+}
+
+impl Results {
+    /// Runs that failed (wrong event count or an error).
+    pub fn failed(&self) -> impl Iterator<Item = &RunResult> {
+        self.runs.iter().filter(|r| r.outcome.failed())
+    }
+
+    /// Every system call `compare` counted for this suite: the runs' (all
+    /// phases, writers included) plus opening, draining and closing fds.
+    pub fn total_syscalls(&self) -> u64 {
+        self.fd_syscalls
+            + self
+                .runs
+                .iter()
+                .map(|r| r.outcome.total_syscalls)
+                .sum::<u64>()
+    }
+}
+
+/// Raises the soft fd limit to the hard one, then checks that the suite's
+/// fds fit; the error names the limit and the largest `--fds` that fits.
+pub fn check_fd_budget(cfg: &SuiteConfig) -> Result<(), String> {
+    let limit = sys::raise_nofile_limit().map_err(|e| format!("cannot read RLIMIT_NOFILE: {e}"))?;
+    let per = cfg.fd_kind.fds_per_source();
+    let fixed = cfg.fd_kind.fixed_fds() + FD_OVERHEAD + sys::open_fds().unwrap_or(3);
+    let w = &cfg.workload;
+    let need = w.sources() as u64 * per + fixed;
+    if need > limit {
+        let fit = (limit.saturating_sub(fixed) / per).saturating_sub(2 * w.churn as u64);
+        return Err(format!(
+            "--fds {} with --fd-kind {} needs about {need} open files, more than RLIMIT_NOFILE \
+             allows ({limit}, the hard limit; the soft limit is raised to it automatically). The \
+             largest --fds that fits is {fit}; use that, or raise the hard limit (ulimit -Hn, \
+             /etc/security/limits.conf) first.",
+            w.fds,
+            cfg.fd_kind.name()
+        ));
+    }
+    Ok(())
+}
+
+/// The environment of this process.
+pub fn env(cfg: &SuiteConfig) -> Env {
+    let kernel = {
+        // SAFETY: an all-zero utsname is a valid value of this plain C struct.
+        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+        // SAFETY: u is a live utsname the kernel fills with NUL-terminated strings.
+        unsafe { libc::uname(&mut u) };
+        let field = |f: &[libc::c_char]| {
+            let bytes: Vec<u8> = f
+                .iter()
+                .take_while(|&&c| c != 0)
+                .map(|&c| c as u8)
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        format!(
+            "{} {} {}",
+            field(&u.sysname),
+            field(&u.release),
+            field(&u.version)
+        )
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut crates: BTreeMap<String, String> = env!("COMPARE_DEP_VERSIONS")
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    crates.insert("compare".into(), env!("CARGO_PKG_VERSION").into());
+    let ring_setup = cfg
+        .backends
+        .iter()
+        .filter_map(|b| backends::ring_setup(b, cfg.workload.sources()).map(|s| (b.clone(), s)))
+        .collect();
+    Env {
+        kernel,
+        cpu,
+        cores,
+        rlimit_nofile: sys::nofile_limit().unwrap_or((0, 0)),
+        crates,
+        ring_setup,
+    }
+}
+
+/// Runs every backend `reps` times, interleaved, over one set of fds.
+/// `on_run` sees each run as it finishes (the CLI prints failures loudly
+/// there). Fails before any run when the fds do not fit or cannot be opened.
+pub fn run_suite(cfg: &SuiteConfig, mut on_run: impl FnMut(&RunResult)) -> io::Result<Results> {
+    check_fd_budget(cfg).map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
+    let env = env(cfg);
+    let fds = FdSet::open(cfg.fd_kind, cfg.workload.sources())?;
+    let mut fd_syscalls = fds.setup_syscalls();
+    let total = (cfg.reps * cfg.backends.len()) as u64;
+    let bar = if cfg.progress && io::stderr().is_terminal() && total > 1 {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut runs = Vec::with_capacity(total as usize);
+    // A run must start with nothing ready: after a run that left data in
+    // the fds (handler none, a failure), drain them all.
+    let mut dirty = false;
+    for rep in 0..cfg.reps {
+        for id in &cfg.backends {
+            if dirty {
+                fd_syscalls += fds.drain_all();
+            }
+            bar.set_message(format!("{id} rep {}", rep + 1));
+            let outcome = harness::run_one(id, &cfg.workload, &fds);
+            dirty = outcome.failed() || cfg.workload.handler == harness::Handler::None;
+            let r = RunResult {
+                backend: id.clone(),
+                rep,
+                outcome,
+            };
+            bar.suspend(|| on_run(&r));
+            bar.inc(1);
+            runs.push(r);
+        }
+    }
+    bar.finish_and_clear();
+    fd_syscalls += fds.close_syscalls();
+    drop(fds);
+    Ok(Results {
+        config: cfg.clone(),
+        env,
+        runs,
+        fd_syscalls,
+    })
+}

@@ -1,0 +1,189 @@
+//! The small set of raw calls the harness itself makes: clocks, CPU time,
+//! futexes, the fd limit. Every call goes through `userpoll::syscall!`, the
+//! one place that turns `-1` into `io::Error`.
+
+use std::io;
+use std::sync::atomic::AtomicU32;
+
+use userpoll::syscall;
+
+/// `CLOCK_MONOTONIC` in nanoseconds (vDSO: no system call).
+#[inline]
+pub fn now_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// CPU time of the calling thread in nanoseconds (`CLOCK_THREAD_CPUTIME_ID`;
+/// one system call: CPU-time clocks are not served by the vDSO).
+pub fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a live timespec the kernel fills; the clocks used here
+    // always exist, so the call cannot fail.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// User plus system CPU time of the whole process, every thread, in
+/// nanoseconds (`getrusage(RUSAGE_SELF)`, one system call).
+pub fn process_cpu_ns() -> u64 {
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: ru is a live rusage the kernel fills; RUSAGE_SELF is valid.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Sleeps until `CLOCK_MONOTONIC` reaches `deadline_ns` (one system call,
+/// or more when a signal interrupts it; returns how many were made).
+pub fn sleep_until_ns(deadline_ns: u64) -> u64 {
+    let ts = libc::timespec {
+        tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
+    };
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        // SAFETY: ts is a live timespec; a null remainder is allowed with
+        // TIMER_ABSTIME.
+        let r = unsafe {
+            libc::clock_nanosleep(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &ts,
+                std::ptr::null_mut(),
+            )
+        };
+        if r != libc::EINTR {
+            return calls;
+        }
+    }
+}
+
+/// Blocks while `*word == expected`, at most `timeout_ns` (one `futex`
+/// call). Spurious returns are fine: callers re-check their condition.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout_ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (timeout_ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (timeout_ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: word is a live, aligned u32 for the whole call; ts is a live
+    // relative timeout; FUTEX_WAIT_PRIVATE reads the word and sleeps.
+    // EAGAIN (value changed), EINTR and ETIMEDOUT are all "re-check".
+    let _ = syscall!(syscall(
+        libc::SYS_futex,
+        word.as_ptr(),
+        libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+        expected,
+        &ts as *const libc::timespec,
+    ));
+}
+
+/// Wakes every thread blocked in [`futex_wait`] on `word` (one `futex` call).
+pub fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: word is a live, aligned u32; FUTEX_WAKE only reads its address.
+    let _ = syscall!(syscall(
+        libc::SYS_futex,
+        word.as_ptr(),
+        libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+        i32::MAX,
+    ));
+}
+
+/// `RLIMIT_NOFILE` as (soft, hard).
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: rl is a live rlimit the kernel fills.
+    syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut rl))?;
+    Ok((rl.rlim_cur, rl.rlim_max))
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the new
+/// soft limit.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let (soft, hard) = nofile_limit()?;
+    if soft < hard {
+        let rl = libc::rlimit {
+            rlim_cur: hard as libc::rlim_t,
+            rlim_max: hard as libc::rlim_t,
+        };
+        // SAFETY: rl is a live rlimit; raising the soft limit up to the hard
+        // one needs no privilege.
+        syscall!(setrlimit(libc::RLIMIT_NOFILE, &rl))?;
+    }
+    Ok(hard)
+}
+
+/// Number of fds open in this process right now.
+pub fn open_fds() -> io::Result<u64> {
+    Ok(userpoll::sys::open_fd_count()? as u64)
+}
+
+/// A small, fast, seedable generator (SplitMix64): the fire schedule must be
+/// the same for every backend of a run, and in every writer thread.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator whose sequence is fixed by `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `0..n` (`n` > 0), without modulo bias worth measuring.
+    #[inline]
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_is_deterministic_and_in_range() {
+        let mut a = Rng::new(7);
+        let mut b = Rng::new(7);
+        for _ in 0..1000 {
+            let x = a.below(10);
+            assert_eq!(x, b.below(10));
+            assert!(x < 10);
+        }
+        assert_ne!(Rng::new(1).next_u64(), Rng::new(2).next_u64());
+    }
+
+    #[test]
+    fn clocks_advance() {
+        let t = now_ns();
+        let c = thread_cpu_ns();
+        let mut x = 0u64;
+        for i in 0..100_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        std::hint::black_box(x);
+        assert!(now_ns() > t);
+        assert!(thread_cpu_ns() >= c);
+        assert!(process_cpu_ns() > 0);
+    }
+}
