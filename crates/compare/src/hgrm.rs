@@ -155,12 +155,22 @@ mod tests {
         // Rows exactly at p50 and p90 (ticks land there), and the first
         // rows at or past p99 and p99.9.
         for want in [0.5, 0.9, 0.99, 0.999] {
-            let row = rows.iter().find(|r| r.1 >= want - 1e-12).expect("a row past it");
+            let row = rows
+                .iter()
+                .find(|r| r.1 >= want - 1e-12)
+                .expect("a row past it");
             assert!(row.1 - want < 0.002, "{want}: {row:?}");
-            assert!((row.0 - row.1 * 10_000.0).abs() <= row.1 * 10.0 + 1.0, "{row:?}");
+            assert!(
+                (row.0 - row.1 * 10_000.0).abs() <= row.1 * 10.0 + 1.0,
+                "{row:?}"
+            );
         }
-        assert!(rows.iter().any(|r| r.1 == 0.5 && (4995.0..=5005.0).contains(&r.0)));
-        assert!(rows.iter().any(|r| r.1 == 0.9 && (8990.0..=9010.0).contains(&r.0)));
+        assert!(rows
+            .iter()
+            .any(|r| r.1 == 0.5 && (4995.0..=5005.0).contains(&r.0)));
+        assert!(rows
+            .iter()
+            .any(|r| r.1 == 0.9 && (8990.0..=9010.0).contains(&r.0)));
         // Five ticks per half distance: 0, .1, .2, .3, .4, .5, then .55 ...
         let ps: Vec<f64> = rows.iter().map(|r| r.1).take(8).collect();
         assert_eq!(ps, [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6]);

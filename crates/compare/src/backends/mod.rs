@@ -93,6 +93,17 @@ const CATALOGUE: &[BackendInfo] = &[
         delivery: Delivery::Edge,
     },
     BackendInfo {
+        id: "epoll-ring",
+        about: "the userpoll ring (EPOLL_USERPOLL layout) filled by a driver thread from epoll; \
+                the consumer takes without a system call while events flow",
+        delivery: Delivery::Edge,
+    },
+    BackendInfo {
+        id: "epoll-ring:inline",
+        about: "the userpoll ring filled inline: wait on an empty ring runs one epoll_wait itself",
+        delivery: Delivery::Edge,
+    },
+    BackendInfo {
         id: "mio",
         about: "mio 1 Poll/Registry, edge-triggered, as its users use it",
         delivery: Delivery::Edge,
@@ -207,6 +218,14 @@ pub fn make(id: &str, ctx: &MakeCtx) -> io::Result<Box<dyn Backend>> {
         "uring-raw" => Box::new(uring_raw::UringRaw::new(ctx.capacity)?),
         "mio" => Box::new(peers::Mio::new()?),
         "polling" => Box::new(peers::Polling::new()?),
+        "epoll-ring" => Box::new(generic::Generic::new(
+            epoll_ring::EpollRing::with_mode(ctx.capacity, epoll_ring::DriverMode::Thread)?,
+            ctx.capacity,
+        )),
+        "epoll-ring:inline" => Box::new(generic::Generic::new(
+            epoll_ring::EpollRing::with_mode(ctx.capacity, epoll_ring::DriverMode::Inline)?,
+            ctx.capacity,
+        )),
         "reference" => Box::new(generic::Generic::new(
             userpoll::reference::Reference::new(ctx.capacity)?,
             ctx.capacity,

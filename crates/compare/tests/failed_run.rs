@@ -1,0 +1,57 @@
+//! A run that delivers more events than were fired is a failed run, kept in
+//! the JSON with `"failed": true`. The CLI refuses `--handler none` for a
+//! level-triggered backend for exactly this reason; the library does not,
+//! which lets this test produce a real failure with a real kernel.
+
+use std::time::Duration;
+
+use compare::fds::FdKind;
+use compare::harness::{Handler, Workload};
+use compare::report;
+use compare::suite::{run_suite, SuiteConfig};
+
+#[test]
+fn level_triggered_without_draining_fails_and_is_reported_as_failed() {
+    let cfg = SuiteConfig {
+        backends: vec!["epoll-lt".into(), "epoll-et".into()],
+        workload: Workload {
+            fds: 20,
+            active: 5,
+            rounds: 3,
+            duration: None,
+            handler: Handler::None,
+            writers: 1,
+            rate: None,
+            own_fd: false,
+            churn: 0,
+            seed: 1,
+            warmup_rounds: 1,
+            stall: Duration::from_secs(5),
+        },
+        fd_kind: FdKind::Eventfd,
+        reps: 1,
+        scenario: None,
+        progress: false,
+    };
+    let mut seen = Vec::new();
+    let results = run_suite(&cfg, |r| seen.push((r.backend.clone(), r.outcome.failed()))).unwrap();
+    assert_eq!(
+        seen,
+        [
+            ("epoll-lt".to_string(), true),
+            ("epoll-et".to_string(), false)
+        ]
+    );
+    let lt = &results.runs[0].outcome;
+    assert!(
+        lt.events > lt.events_expected,
+        "level-triggered re-reports undrained fds"
+    );
+    assert!(lt.spurious > 0);
+    let json = report::results_json(&results);
+    assert_eq!(json["runs"][0]["failed"], true);
+    assert_eq!(json["runs"][1]["failed"], false);
+    assert_eq!(json["failed_runs"], 1);
+    let summary = report::summary_text(&results);
+    assert!(summary.contains("epoll-lt           FAILED"), "{summary}");
+}
