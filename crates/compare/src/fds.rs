@@ -111,8 +111,8 @@ impl FdSet {
                     (r, Some(w))
                 }
                 (Some((l, addr)), FdKind::Tcp) => {
-                    // socket + connect, accept4, two FIONBIO ioctls, one setsockopt.
-                    set.setup_syscalls += 5;
+                    // socket, connect, accept4, two FIONBIO ioctls, one setsockopt.
+                    set.setup_syscalls += 6;
                     let w = TcpStream::connect(addr)?;
                     let (r, _) = l.accept()?;
                     r.set_nonblocking(true)?;
