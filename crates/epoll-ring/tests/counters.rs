@@ -1,5 +1,6 @@
 //! The counters say what each driver mode costs: system calls on each
 //! side, events published and taken, coalesced fires, spins before parking.
+#![cfg(not(loom))] // Loom builds run only tests/loom.rs.
 
 use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};

@@ -2,6 +2,7 @@
 //! index ring and item words of the shared mapping. The producer never
 //! reads or writes out of bounds and never panics; the damaged ring may
 //! report garbage or fail with EIO, nothing worse.
+#![cfg(not(loom))] // Loom builds run only tests/loom.rs.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,6 +1,7 @@
 //! The ring is laid out byte for byte as the EPOLL_USERPOLL series defined
 //! it: a consumer written against the series' ABI, reading raw bytes from
 //! the mapping, reads this ring unchanged.
+#![cfg(not(loom))] // Loom builds run only tests/loom.rs.
 
 use std::mem::{align_of, offset_of, size_of};
 use std::sync::atomic::Ordering;

@@ -1,5 +1,6 @@
 //! Several consumers on one ring, with real threads: every queued entry is
 //! taken by exactly one consumer, and no fire is lost.
+#![cfg(not(loom))] // Loom builds run only tests/loom.rs.
 
 use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};

@@ -12,6 +12,7 @@
 //!
 //! In its own test binary: 10,000 fds must not share the process's
 //! RLIMIT_NOFILE with other tests.
+#![cfg(not(loom))] // Loom builds run only tests/loom.rs.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -191,11 +192,16 @@ fn stress(mode: DriverMode) {
     eprintln!(
         "{mode:?}: {N} fds, {} fires, {ops} delete+re-add ({reused} reused the fd number), \
          {taken} events taken, {in_flight} in flight at delete, stale dropped {}, published {}, \
-         coalesced {}, {:?}",
+         coalesced {}, epoll_wait {}, epoll_ctl {}, futex_wait {}, futex_wake {}, spins {}, {:?}",
         fires.load(Ordering::Relaxed),
         s.get(Counter::StaleDropped),
         s.get(Counter::EventsPublished),
         s.get(Counter::FiresCoalesced),
+        s.get(Counter::EpollWait),
+        s.get(Counter::EpollCtl),
+        s.get(Counter::FutexWait),
+        s.get(Counter::FutexWake),
+        s.get(Counter::SpinsBeforePark),
         start.elapsed()
     );
     assert_eq!(
