@@ -46,9 +46,10 @@ struct RegState {
     /// A request for the current key is in the kernel, or queued to go
     /// there. False once a oneshot fired, or after repeated errors.
     armed: bool,
-    /// Re-arm mode: the one-shot request completed with an event; it is
-    /// re-armed when that event is handed to the caller.
-    rearm_on_take: bool,
+    /// The request ended with an event still to hand out; it is re-armed
+    /// at the take after the caller got that event, and counted here (re-arm
+    /// mode, or a request a CQ overflow ended).
+    rearm_on_take: Option<Counter>,
     /// Error completions in a row.
     errors: u8,
 }
@@ -63,6 +64,10 @@ enum Op {
     Update { old: Key, new: Key },
     /// ASYNC_CANCEL of the request of this key.
     Cancel(Key),
+    /// Defer: install the file of this key's fd in its fixed-file slot.
+    Install(Key),
+    /// Defer: empty this fixed-file slot.
+    Clear(u32),
 }
 
 #[derive(Debug)]
@@ -74,6 +79,61 @@ struct Shared {
     waiting: bool,
     /// The poller is gone; control calls only keep the table.
     closed: bool,
+    /// The ring, for fixed-file updates from control calls. Valid while
+    /// `!closed`; replaced under the lock when a Defer ring is rebuilt.
+    ring_fd: RawFd,
+    /// Defer: the thread the ring is enabled on. From then on only that
+    /// thread may update the fixed-file table, so control calls queue it.
+    enabled_on: Option<ThreadId>,
+}
+
+impl Shared {
+    /// Whether a control call may update the fixed-file table itself
+    /// (any profile but Defer, and Defer before the ring is enabled).
+    fn files_inline(&self) -> bool {
+        self.enabled_on.is_none()
+    }
+}
+
+/// `io_uring_register(IORING_REGISTER_FILES_UPDATE)`: puts the file of `fd`
+/// (or nothing, for -1) in fixed-file `slot` of `ring_fd`. The table then
+/// holds its own reference to the file, so the fd may be closed.
+fn files_update(ring_fd: RawFd, slot: usize, fd: RawFd) -> io::Result<()> {
+    const IORING_REGISTER_FILES_UPDATE: libc::c_long = 6;
+    #[repr(C)]
+    struct FilesUpdate {
+        offset: u32,
+        resv: u32,
+        fds: u64,
+    }
+    let fds = [fd];
+    let up = FilesUpdate {
+        offset: slot as u32,
+        resv: 0,
+        fds: fds.as_ptr() as u64,
+    };
+    // SAFETY: `up` and the one-element `fds` it points to are live for the
+    // call; the kernel reads them and writes nothing.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring_fd,
+            IORING_REGISTER_FILES_UPDATE,
+            &up as *const FilesUpdate,
+            1 as libc::c_long,
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EBADF) {
+            return Err(error(
+                libc::EBADF,
+                format_args!("fd {fd} is not an open file descriptor (or is an io_uring); register an fd that is open"),
+            ));
+        }
+        return Err(e);
+    }
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -133,18 +193,33 @@ impl fmt::Debug for UringControl {
 
 impl Control for UringControl {
     fn add(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
-        // The ring reports a bad fd only in a CQE, after add returned:
-        // check it now (S9).
-        self.inner.counters.incr(Counter::OtherSyscall);
-        check_fd(fd)?;
         let raw = fd.as_raw_fd();
+        let c = &self.inner.counters;
         let mut g = self.inner.lock();
+        g.table.check_insert(raw, interest)?;
+        let inline = g.files_inline() && !g.closed;
+        if !inline {
+            // The ring reports a bad fd only later: check it now (S9).
+            c.incr(Counter::OtherSyscall);
+            check_fd(fd)?;
+        }
         let state = RegState {
             armed: true,
             ..RegState::default()
         };
         let key = g.table.insert(raw, interest, data, state)?;
-        if !g.closed {
+        if inline {
+            // Install the file now, before add returns: whatever the caller
+            // does with the fd number afterwards, the poll reaches this file
+            // (S13). This is also the EBADF check (S9).
+            c.incr(Counter::OtherSyscall);
+            if let Err(e) = files_update(g.ring_fd, key.slot(), raw) {
+                g.table.remove(raw).expect("just inserted");
+                return Err(e);
+            }
+            g.pending.push(Op::Arm(key));
+        } else if !g.closed {
+            g.pending.push(Op::Install(key));
             g.pending.push(Op::Arm(key));
         }
         self.inner.finish(g);
@@ -192,8 +267,19 @@ impl Control for UringControl {
         let raw = fd.as_raw_fd();
         let mut g = self.inner.lock();
         let reg = g.table.remove(raw)?;
-        if reg.extra.armed && !g.closed {
-            g.pending.push(Op::Cancel(reg.key));
+        if !g.closed {
+            if reg.extra.armed {
+                g.pending.push(Op::Cancel(reg.key));
+            }
+            let slot = reg.key.slot();
+            if g.files_inline() {
+                // Releases the table's reference to the file. A poll still
+                // running on it keeps the file until its cancel completes.
+                self.inner.counters.incr(Counter::OtherSyscall);
+                let _ = files_update(g.ring_fd, slot, -1);
+            } else {
+                g.pending.push(Op::Clear(slot as u32));
+            }
         }
         self.inner.finish(g);
         Ok(())
@@ -227,10 +313,17 @@ struct Owner {
     batch: Vec<cqueue::Entry>,
     /// Defer: the thread the ring is enabled on (its single issuer).
     thread: Option<ThreadId>,
+    /// Re-arm mode: registrations whose event was handed out; re-armed at
+    /// the start of the next take, after the caller has handled it.
+    rearm_next: Vec<Key>,
+    /// Requests a CQ overflow ended, re-armed once the overflow is flushed.
+    overflow_rearm: Vec<Key>,
     /// A CQ overflow is being recovered: ended polls count as overflow
     /// re-arms.
     overflow_episode: bool,
     wake_fd: RawFd,
+    /// SQEs queued since the counters were last updated.
+    queued_sqes: u64,
 }
 
 impl fmt::Debug for Owner {
@@ -257,6 +350,7 @@ fn is_errno(e: &io::Error, errnos: &[i32]) -> bool {
 impl Owner {
     /// Puts `e` in the SQ, or in the backlog when the SQ is full.
     fn queue_sqe(&mut self, e: squeue::Entry) {
+        self.queued_sqes += 1;
         if self.backlog.is_empty() {
             // SAFETY: our SQEs (POLL_ADD, POLL_REMOVE, ASYNC_CANCEL) carry
             // no pointers to buffers; the fds they name are checked open at
@@ -308,7 +402,9 @@ impl Owner {
             }
             // SAFETY: no argument pointer; the SQ entries up to its tail are
             // initialised SQEs (pushed through SubmissionQueue::push).
-            None => unsafe { submitter.enter::<libc::sigset_t>(to_submit, min_complete, flags.bits(), None) },
+            None => unsafe {
+                submitter.enter::<libc::sigset_t>(to_submit, min_complete, flags.bits(), None)
+            },
         }
     }
 
@@ -395,31 +491,36 @@ impl Owner {
     fn arm(&mut self, reg: &mut userpoll::table::Registration<RegState>) {
         let multishot = !self.rearm_mode && !reg.interest.is_oneshot();
         self.queue_sqe(sqe::poll_add(
-            reg.fd,
+            reg.key.slot() as u32,
             reg.interest.mask(),
             multishot,
             reg.key,
-            Kind::Poll,
         ));
         reg.extra.armed = true;
     }
 
     /// Multishot POLL_ADD of the wake-up eventfd.
     fn arm_wake(&mut self) {
-        let e = sqe::poll_add(self.wake_fd, bits::IN, true, key_of(0, 0), Kind::Wake);
-        self.queue_sqe(e);
+        self.queue_sqe(sqe::poll_add_wake(self.wake_fd, bits::IN));
     }
 
     /// Turns the ops control calls queued into SQEs, in call order.
-    fn drain_pending(&mut self, g: &mut Shared) {
-        let Shared { table, pending, .. } = g;
+    fn drain_pending(&mut self, g: &mut Shared, c: &Counters) {
+        let Shared {
+            table,
+            pending,
+            ring_fd,
+            ..
+        } = g;
         for op in pending.drain(..) {
             match op {
                 // A key no longer current was deleted or modified before
                 // its POLL_ADD left: whatever replaced it has its own op.
                 Op::Arm(key) => {
                     if let Some(reg) = table.get_mut(key) {
-                        self.arm(reg);
+                        if reg.extra.armed {
+                            self.arm(reg);
+                        }
                     }
                 }
                 // Always sent, even if `new` is stale by now: a later op
@@ -429,8 +530,38 @@ impl Owner {
                     self.queue_sqe(sqe::poll_update(old, new, mask));
                 }
                 Op::Cancel(key) => self.queue_sqe(sqe::cancel(key)),
+                Op::Install(key) => {
+                    if let Some(reg) = table.get_mut(key) {
+                        c.incr(Counter::OtherSyscall);
+                        if files_update(*ring_fd, key.slot(), reg.fd).is_err() {
+                            // Closed before the owner got to it: nothing to
+                            // poll. Tell the caller once; it should delete.
+                            reg.extra.armed = false;
+                            self.merge(key, bits::ERR | bits::HUP, c);
+                        }
+                    }
+                }
+                Op::Clear(slot) => {
+                    c.incr(Counter::OtherSyscall);
+                    let _ = files_update(*ring_fd, slot as usize, -1);
+                }
             }
         }
+    }
+
+    /// Re-arm mode: arms again every registration whose event the caller
+    /// has taken since the last call.
+    fn rearm_taken(&mut self, g: &mut Shared, c: &Counters) {
+        let mut keys = std::mem::take(&mut self.rearm_next);
+        for key in keys.drain(..) {
+            if let Some(reg) = g.table.get_mut(key) {
+                if let Some(cause) = reg.extra.rearm_on_take.take() {
+                    self.arm(reg);
+                    c.incr(cause);
+                }
+            }
+        }
+        self.rearm_next = keys;
     }
 
     /// The re-arm counter for a request the kernel ended.
@@ -511,7 +642,7 @@ impl Owner {
                     return; // S7: silent until modify
                 }
                 if res > 0 && self.rearm_mode {
-                    reg.extra.rearm_on_take = true;
+                    reg.extra.rearm_on_take = Some(Counter::RearmMode);
                     return;
                 }
                 if res < 0 && res != -libc::ECANCELED {
@@ -521,8 +652,17 @@ impl Owner {
                         return;
                     }
                 }
+                if self.overflow_episode {
+                    // Re-arming now would only end again: while the overflow
+                    // list is non-empty the kernel ends every multishot poll
+                    // that fires. Re-arm once it is flushed; the event this
+                    // completion carried is merged already.
+                    reg.extra.armed = true;
+                    self.overflow_rearm.push(key);
+                    return;
+                }
                 self.arm(reg);
-                c.incr(self.end_cause());
+                c.incr(Counter::RearmKernelEnded);
             }
         }
     }
@@ -555,6 +695,25 @@ impl Owner {
             self.drain_cq(g, c);
             if !overflow {
                 self.overflow_episode = false;
+                let mut keys = std::mem::take(&mut self.overflow_rearm);
+                for key in keys.drain(..) {
+                    let Some(reg) = g.table.get_mut(key) else {
+                        continue;
+                    };
+                    let m = self.merged[key.slot()];
+                    if m.queued && m.generation == key.generation() {
+                        // Its event is still to be taken, and any fire until
+                        // then merges into it: arm after the take, when the
+                        // fd is likely drained, instead of now, when a ready
+                        // fd would post at once into a CQ just recovered.
+                        reg.extra.rearm_on_take = Some(Counter::RearmOverflow);
+                        reg.extra.armed = false;
+                    } else {
+                        self.arm(reg);
+                        c.incr(Counter::RearmOverflow);
+                    }
+                }
+                self.overflow_rearm = keys;
                 return Ok(());
             }
             c.incr(Counter::EnterFlush);
@@ -580,10 +739,8 @@ impl Owner {
                 None => c.incr(Counter::StaleDropped),
                 Some(reg) => {
                     events.push(Event::new(reg.data, Ready::from_bits(mask)));
-                    if reg.extra.rearm_on_take {
-                        reg.extra.rearm_on_take = false;
-                        self.arm(reg);
-                        c.incr(Counter::RearmMode);
+                    if reg.extra.rearm_on_take.is_some() {
+                        self.rearm_next.push(reg.key);
                     }
                 }
             }
@@ -601,8 +758,10 @@ impl Owner {
         match self.thread {
             Some(t) if t == me => Ok(()),
             None => {
+                let mut g = inner.lock();
                 inner.counters.incr(Counter::OtherSyscall);
                 self.ring.submitter().register_enable_rings()?;
+                g.enabled_on = Some(me);
                 self.thread = Some(me);
                 self.arm_wake();
                 Ok(())
@@ -619,28 +778,48 @@ impl Owner {
         let c = &inner.counters;
         let mut g = inner.lock();
         self.drain_cq(&mut g, c);
-        let ring = self.profile.build(self.sq_wanted, self.cq_wanted)?;
-        c.incr(Counter::OtherSyscall);
+        let ring = new_ring(self.profile, self.sq_wanted, self.cq_wanted, self.capacity)?;
+        c.add(Counter::OtherSyscall, 2);
         ring.submitter().register_enable_rings()?;
         self.ring = ring;
+        g.ring_fd = self.ring.as_raw_fd();
+        g.enabled_on = Some(thread::current().id());
         self.backlog.clear();
         self.overflow_episode = false;
+        self.overflow_rearm.clear();
         g.pending.clear();
-        let keys: Vec<Key> = g
-            .table
-            .iter()
-            .filter(|r| r.extra.armed)
-            .map(|r| r.key)
-            .collect();
+        // The new ring's file table is empty: install every registration's
+        // file again, by fd number (the one place that trusts the number
+        // to still name the registered file; see docs/uring-poll.md).
+        let keys: Vec<Key> = g.table.iter().map(|r| r.key).collect();
         for key in keys {
-            if let Some(reg) = g.table.get_mut(key) {
-                self.arm(reg);
-            }
+            g.pending.push(Op::Install(key));
+            g.pending.push(Op::Arm(key));
         }
+        self.drain_pending(&mut g, c);
         self.thread = Some(thread::current().id());
         self.arm_wake();
         Ok(())
     }
+}
+
+/// A ring of `profile` with a sparse fixed-file table of `capacity` slots,
+/// one per registration slot.
+fn new_ring(profile: Profile, sq: u32, cq: u32, capacity: usize) -> io::Result<IoUring> {
+    let ring = profile.build(sq, cq)?;
+    ring.submitter()
+        .register_files_sparse(capacity as u32)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EMFILE) => error(
+                libc::EMFILE,
+                format_args!(
+                    "a fixed-file table of {capacity} slots exceeds RLIMIT_NOFILE; raise the \
+                     limit or create the poller with a smaller capacity"
+                ),
+            ),
+            _ => e,
+        })?;
+    Ok(ring)
 }
 
 /// A userpoll poller on io_uring multishot poll. See the crate
@@ -706,8 +885,10 @@ impl Builder {
             .cq_entries
             .unwrap_or_else(|| (capacity as u64 * 2 + 64).min(u32::MAX as u64) as u32)
             .max(2);
-        let sq_wanted = (capacity as u32 + 1).clamp(2, MAX_SQ_ENTRIES).min(cq_wanted);
-        let ring = self.profile.build(sq_wanted, cq_wanted)?;
+        let sq_wanted = (capacity as u32 + 1)
+            .clamp(2, MAX_SQ_ENTRIES)
+            .min(cq_wanted);
+        let ring = new_ring(self.profile, sq_wanted, cq_wanted, capacity)?;
         // SAFETY: plain system call with no pointers.
         let wake = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
         // SAFETY: eventfd returned a new fd that nothing else owns.
@@ -719,6 +900,8 @@ impl Builder {
                 pending: Vec::with_capacity(capacity.min(1024)),
                 waiting: false,
                 closed: false,
+                ring_fd: ring.as_raw_fd(),
+                enabled_on: None,
             }),
             counters: Counters::new(),
             wake,
@@ -737,8 +920,11 @@ impl Builder {
             backlog: VecDeque::new(),
             batch: Vec::with_capacity(cq_len),
             thread: None,
+            rearm_next: Vec::new(),
+            overflow_rearm: Vec::new(),
             overflow_episode: false,
             wake_fd,
+            queued_sqes: 0,
         };
         if self.profile != Profile::Defer {
             owner.arm_wake();
@@ -793,7 +979,11 @@ impl UringPoll {
         format!(
             "uring-poll profile={} mode={} setup_flags={:#x} sq={} cq={}",
             self.profile(),
-            if self.is_rearm_mode() { "rearm" } else { "multishot" },
+            if self.is_rearm_mode() {
+                "rearm"
+            } else {
+                "multishot"
+            },
             self.setup_flags(),
             self.sq_entries(),
             self.cq_entries()
@@ -831,7 +1021,15 @@ impl Poller for UringPoll {
             {
                 let mut g = inner.lock();
                 g.waiting = false;
-                owner.drain_pending(&mut g);
+                owner.rearm_taken(&mut g, c);
+                owner.drain_pending(&mut g, c);
+                // Coop and Defer: completion work waits for an enter of
+                // ours. Run it before reading the CQ, every time it is
+                // pending, or completions posted inline at submission
+                // could keep the CQ busy and starve it.
+                if owner.taskrun_pending() {
+                    owner.run_taskrun(c)?;
+                }
                 owner.harvest(&mut g, c)?;
                 owner.emit(&mut g, events, c);
             }
@@ -847,14 +1045,13 @@ impl Poller for UringPoll {
                 // Coop and Defer: completions may be waiting for an enter.
                 if !ran_taskrun && owner.taskrun_pending() {
                     ran_taskrun = true;
-                    owner.run_taskrun(c)?;
                     continue;
                 }
                 break;
             }
             {
                 let mut g = inner.lock();
-                owner.drain_pending(&mut g);
+                owner.drain_pending(&mut g, c);
                 g.waiting = true;
             }
             if let Err(e) = owner.enter_wait(left, c) {
@@ -864,6 +1061,10 @@ impl Poller for UringPoll {
         }
         // Re-arms and control ops queued meanwhile go to the kernel now.
         owner.submit(c)?;
+        c.add(
+            Counter::SqesSubmitted,
+            std::mem::take(&mut owner.queued_sqes),
+        );
         c.add(Counter::EventsDelivered, events.len() as u64);
         Ok(events.len())
     }

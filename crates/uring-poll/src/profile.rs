@@ -205,10 +205,7 @@ mod tests {
                 Err(e) => {
                     let errno = errno_of(&e);
                     assert!(
-                        matches!(
-                            errno,
-                            Some(libc::ENOSYS | libc::EPERM | libc::EOPNOTSUPP)
-                        ),
+                        matches!(errno, Some(libc::ENOSYS | libc::EPERM | libc::EOPNOTSUPP)),
                         "{p}: unexpected error {e}"
                     );
                     eprintln!("SKIPPED {p}: {e}");

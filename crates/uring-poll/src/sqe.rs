@@ -48,13 +48,24 @@ pub fn decode(user_data: u64) -> (Key, Kind) {
     (Key::from_u64(user_data & !KIND_MASK), kind)
 }
 
-/// POLL_ADD of `fd` for `mask` (poll bits), multishot or one-shot,
-/// answering with `key`.
-pub fn poll_add(fd: i32, mask: u32, multishot: bool, key: Key, kind: Kind) -> squeue::Entry {
-    opcode::PollAdd::new(types::Fd(fd), mask)
+/// POLL_ADD of the file in the ring's fixed-file `slot` (where the
+/// registration's file was installed at `add`) for `mask` (poll bits),
+/// multishot or one-shot, answering with `key`. Polling the installed file,
+/// not the fd number, makes every re-arm reach the same file even after the
+/// caller closed the fd and the number was reused (S13).
+pub fn poll_add(slot: u32, mask: u32, multishot: bool, key: Key) -> squeue::Entry {
+    opcode::PollAdd::new(types::Fixed(slot), mask)
         .multi(multishot)
         .build()
-        .user_data(encode(key, kind))
+        .user_data(encode(key, Kind::Poll))
+}
+
+/// Multishot POLL_ADD of the poller's own wake-up eventfd `fd` for `mask`.
+pub fn poll_add_wake(fd: i32, mask: u32) -> squeue::Entry {
+    opcode::PollAdd::new(types::Fd(fd), mask)
+        .multi(true)
+        .build()
+        .user_data(encode(Key::from_u64(0), Kind::Wake))
 }
 
 /// ASYNC_CANCEL of the poll request whose `user_data` is that of `key`.
@@ -161,10 +172,13 @@ mod tests {
     fn raw_sqe_offsets_match_the_crate_poll_add() {
         // The crate fills fd, len (multishot), poll32_events and user_data
         // of a POLL_ADD; our view must read them back at the same places.
-        let e = poll_add(42, 0x2019, true, key(5, 9), Kind::Poll);
+        let e = poll_add(42, 0x2019, true, key(5, 9));
         let r = raw(&e);
         assert_eq!(r.opcode, opcode::PollAdd::CODE);
         assert_eq!(r.fd, 42);
+        assert_eq!(r.flags, squeue::Flags::FIXED_FILE.bits());
+        let w = raw(&poll_add_wake(7, 1));
+        assert_eq!((w.fd, w.flags, w.len), (7, 0, POLL_ADD_MULTI));
         assert_eq!(r.len, POLL_ADD_MULTI);
         assert_eq!(r.poll32_events, poll32(0x2019));
         assert_eq!(r.user_data, encode(key(5, 9), Kind::Poll));
