@@ -404,10 +404,9 @@ impl Ring {
         let Ok((item, state)) = self.slot(slot) else {
             return Publish::Stale;
         };
-        // Fast path for the common stale case: no need to announce.
-        if (state.load(Ordering::Relaxed) >> 32) as u32 != generation {
-            return Publish::Stale;
-        }
+        // No relaxed pre-check of the generation: a plain load could return
+        // an older generation than the caller's and drop a current fire.
+        // The read-modify-write always reads the latest value.
         // Acquire: pairs with `set`'s release (via retire's AcqRel bump).
         let entered = state.fetch_add(1, Ordering::Acquire);
         let out = if (entered >> 32) as u32 == generation {
