@@ -1,0 +1,150 @@
+//! What each path costs in system calls and SQEs, counted by the poller
+//! itself (S1's "no re-arm", the profiles' "without a system call"). Exact
+//! where the design promises it; bounds where the kernel decides.
+
+mod common;
+
+use std::os::fd::AsFd;
+use std::thread;
+use std::time::Duration;
+
+use uring_poll::{Profile, UringPoll};
+use userpoll::conformance::fds;
+use userpoll::{Control, Counter, Events, Interest, Poller};
+
+fn take_one(p: &mut UringPoll, events: &mut Events, data: u64) {
+    for _ in 0..100 {
+        if p.wait(events, Some(Duration::from_millis(50))).unwrap() > 0 {
+            assert!(events.iter().all(|e| e.data() == data), "{events:?}");
+            return;
+        }
+    }
+    panic!("no event for data {data}");
+}
+
+#[test]
+fn s01_multishot_takes_events_without_rearm_or_new_sqes() {
+    for &profile in Profile::ALL {
+        let b = UringPoll::builder().profile(profile);
+        let Some(mut p) = common::make(profile.name(), b.build(4)) else {
+            continue;
+        };
+        let efd = fds::eventfd().unwrap();
+        let mut events = Events::with_capacity(4);
+        p.control().add(efd.as_fd(), Interest::READABLE, 9).unwrap();
+        p.poll(&mut events).unwrap();
+        let armed = p.stats();
+        for _ in 0..100 {
+            fds::fire(efd.as_fd()).unwrap();
+            take_one(&mut p, &mut events, 9);
+            fds::drain(efd.as_fd()).unwrap();
+        }
+        let d = p.stats() - armed;
+        assert_eq!(d.rearms(), 0, "{profile}: {d:?}");
+        assert_eq!(d.get(Counter::SqesSubmitted), 0, "{profile}: {d:?}");
+        assert_eq!(d.get(Counter::EnterSubmit), 0, "{profile}: {d:?}");
+        assert_eq!(d.get(Counter::EventsDelivered), 100, "{profile}: {d:?}");
+    }
+}
+
+#[test]
+fn default_profile_takes_a_posted_event_with_no_system_call() {
+    let Some(mut p) = common::make("default", UringPoll::new(4)) else {
+        return;
+    };
+    let efd = fds::eventfd().unwrap();
+    let mut events = Events::with_capacity(4);
+    p.control().add(efd.as_fd(), Interest::READABLE, 1).unwrap();
+    p.poll(&mut events).unwrap();
+    for round in 0..10 {
+        fds::fire(efd.as_fd()).unwrap();
+        // The completion work runs on this thread by interrupt, here while
+        // it sleeps; the CQE is then in our memory.
+        thread::sleep(Duration::from_millis(20));
+        let before = p.stats();
+        assert_eq!(p.poll(&mut events).unwrap(), 1, "round {round}");
+        let d = p.stats() - before;
+        assert_eq!(d.syscalls(), 0, "round {round}: {d:?}");
+        fds::drain(efd.as_fd()).unwrap();
+    }
+}
+
+#[test]
+fn defer_profile_poll_enters_only_when_completion_work_is_pending() {
+    let b = UringPoll::builder().profile(Profile::Defer);
+    let Some(mut p) = common::make("defer", b.build(4)) else {
+        return;
+    };
+    let efd = fds::eventfd().unwrap();
+    let mut events = Events::with_capacity(4);
+    p.control().add(efd.as_fd(), Interest::READABLE, 1).unwrap();
+    p.poll(&mut events).unwrap();
+    let before = p.stats();
+    for _ in 0..10 {
+        assert_eq!(p.poll(&mut events).unwrap(), 0);
+    }
+    let d = p.stats() - before;
+    assert_eq!(d.syscalls(), 0, "an idle poll must not enter: {d:?}");
+    for round in 0..10 {
+        fds::fire(efd.as_fd()).unwrap();
+        let before = p.stats();
+        assert_eq!(p.poll(&mut events).unwrap(), 1, "round {round}");
+        let d = p.stats() - before;
+        assert_eq!(d.syscalls(), 1, "round {round}: one GETEVENTS: {d:?}");
+        assert_eq!(d.get(Counter::EnterWait), 1, "round {round}: {d:?}");
+        fds::drain(efd.as_fd()).unwrap();
+    }
+}
+
+#[test]
+fn control_from_the_owner_thread_costs_no_enter() {
+    for &profile in Profile::ALL {
+        let b = UringPoll::builder().profile(profile);
+        let Some(mut p) = common::make(profile.name(), b.build(64)) else {
+            continue;
+        };
+        let mut events = Events::with_capacity(64);
+        p.poll(&mut events).unwrap();
+        let efds: Vec<_> = (0..32).map(|_| fds::eventfd().unwrap()).collect();
+        let before = p.stats();
+        for (i, e) in efds.iter().enumerate() {
+            p.control().add(e.as_fd(), Interest::READABLE, i as u64).unwrap();
+        }
+        let d = p.stats() - before;
+        // Only the fixed-file install (or, under Defer, the fd check) per
+        // add; the POLL_ADDs wait for the next take.
+        assert_eq!(d.syscalls(), 32, "{profile}: {d:?}");
+        assert_eq!(d.get(Counter::OtherSyscall), 32, "{profile}: {d:?}");
+        for e in &efds {
+            fds::fire(e.as_fd()).unwrap();
+        }
+        let mut seen = 0;
+        while seen < 32 {
+            seen += p.wait(&mut events, Some(Duration::from_secs(5))).unwrap();
+        }
+        let d = p.stats() - before;
+        assert_eq!(d.get(Counter::SqesSubmitted), 32, "{profile}: one POLL_ADD each: {d:?}");
+    }
+}
+
+#[test]
+fn rearm_mode_rearms_once_per_event() {
+    let b = UringPoll::builder().rearm(true);
+    let Some(mut p) = common::make("rearm", b.build(4)) else {
+        return;
+    };
+    let efd = fds::eventfd().unwrap();
+    let mut events = Events::with_capacity(4);
+    p.control().add(efd.as_fd(), Interest::READABLE, 5).unwrap();
+    p.poll(&mut events).unwrap();
+    let before = p.stats();
+    for _ in 0..50 {
+        fds::fire(efd.as_fd()).unwrap();
+        take_one(&mut p, &mut events, 5);
+        fds::drain(efd.as_fd()).unwrap();
+    }
+    let d = p.stats() - before;
+    // The re-arm for the last event is made at the next take.
+    assert_eq!(d.get(Counter::RearmMode), 49, "{d:?}");
+    assert_eq!(d.get(Counter::SqesSubmitted), 49, "{d:?}");
+}
