@@ -182,13 +182,8 @@ pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfi
     if args.consumers == 0 {
         return Err("--consumers 0: use at least 1".into());
     }
-    if args.consumers > 1 {
-        return Err(format!(
-            "--consumers {}: every backend in this build takes events on one thread \
-             (several consumers of one ring belong to epoll-ring, not yet built in); use \
-             --consumers 1",
-            args.consumers
-        ));
+    if args.consumers > 64 {
+        return Err(format!("--consumers {}: use 1 to 64", args.consumers));
     }
 
     // Backends: named ones must exist, run here and suit the handler; the
@@ -212,6 +207,23 @@ pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfi
     let mut chosen = Vec::new();
     for id in wanted {
         let info = backends::info(&id)?;
+        if args.consumers > 1 && !info.multi_consumer {
+            if explicit {
+                let several: Vec<&str> = backends::catalogue()
+                    .iter()
+                    .filter(|b| b.multi_consumer)
+                    .map(|b| b.id)
+                    .collect();
+                return Err(format!(
+                    "--consumers {}: {id} takes events on one thread; backends with several \
+                     consumers: {}. Drop {id} or use --consumers 1",
+                    args.consumers,
+                    several.join(", ")
+                ));
+            }
+            notes.push(format!("skipping {id}: it takes events on one thread"));
+            continue;
+        }
         if chosen.contains(&id) {
             return Err(format!("--backends names {id} twice"));
         }
@@ -261,6 +273,7 @@ pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfi
             duration: args.duration,
             handler,
             writers,
+            consumers: args.consumers,
             rate: args.rate,
             own_fd: series,
             churn,

@@ -64,6 +64,9 @@ pub struct Workload {
     pub handler: Handler,
     /// Writer threads.
     pub writers: usize,
+    /// Consuming threads (more than 1 only for backends that support it;
+    /// the calling thread then coordinates rounds instead of consuming).
+    pub consumers: usize,
     /// Open loop: fires per second.
     pub rate: Option<f64>,
     /// Writer `w` fires fd `w` every round (the userpoll-series shape);
@@ -349,6 +352,7 @@ pub fn run_one(id: &str, w: &Workload, fds: &FdSet) -> Outcome {
     };
     let first = backend.stats();
     let mut tally = Tally::default();
+    let pool = Pool::default();
     let result = std::thread::scope(|s| {
         let sh = &shared;
         let mut spawned = Ok(());
@@ -361,11 +365,53 @@ pub fn run_one(id: &str, w: &Workload, fds: &FdSet) -> Outcome {
                 break;
             }
         }
-        let r = spawned.and_then(|()| consume(sh, &mut *backend, &mut tally, &mut out));
+        let mut helpers = Vec::new();
+        if w.consumers > 1 && spawned.is_ok() {
+            for i in 0..w.consumers {
+                let Some(b) = backend.another_consumer() else {
+                    spawned = Err(format!("backend {id} takes events on one thread only"));
+                    break;
+                };
+                let p = &pool;
+                let r = std::thread::Builder::new()
+                    .name(format!("consumer-{i}"))
+                    .spawn_scoped(s, move || {
+                        helper(sh, p, b).unwrap_or_else(|e| {
+                            sh.fail(e);
+                            new_histogram()
+                        })
+                    });
+                match r {
+                    Ok(h) => helpers.push(h),
+                    Err(e) => {
+                        spawned = Err(format!("cannot start consumer threads: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        // Each consumer publishes its CPU-time clock first thing.
+        while spawned.is_ok() && pool.clocks.lock().map_or(0, |c| c.len()) < helpers.len() {
+            tally.other += 1;
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let clocks: Vec<libc::clockid_t> =
+            pool.clocks.lock().map(|c| c.clone()).unwrap_or_default();
+        let many = (w.consumers > 1).then_some(Many {
+            pool: &pool,
+            clocks: &clocks,
+        });
+        let r = spawned.and_then(|()| consume(sh, &mut *backend, &mut tally, &mut out, many));
         sh.stop.store(true, Ordering::SeqCst);
+        pool.quit.store(true, Ordering::SeqCst);
         sh.gate.fetch_add(1, Ordering::SeqCst);
         tally.other += 1;
         sys::futex_wake_all(&sh.gate);
+        for h in helpers {
+            if let Ok(hist) = h.join() {
+                let _ = out.latency.add(&hist);
+            }
+        }
         r
     });
     out.backend_total_syscalls = (backend.stats() - first).syscalls();
@@ -384,8 +430,120 @@ pub fn run_one(id: &str, w: &Workload, fds: &FdSet) -> Outcome {
         + shared.counts.writes.load(Ordering::Relaxed)
         + shared.counts.other.load(Ordering::Relaxed)
         + tally.reads
-        + tally.other;
+        + tally.other
+        + pool.reads.load(Ordering::Relaxed)
+        + pool.other.load(Ordering::Relaxed);
     out
+}
+
+/// What the consuming threads of a multi-consumer run share.
+#[derive(Debug, Default)]
+struct Pool {
+    /// Fired fds seen, all phases; the coordinator waits for `target`.
+    got: AtomicU64,
+    target: AtomicU64,
+    /// Bumped (and futex-woken) when `got` reaches `target`.
+    done: AtomicU32,
+    events: AtomicU64,
+    spurious: AtomicU64,
+    reads: AtomicU64,
+    /// Consumer threads' wakes of the coordinator.
+    other: AtomicU64,
+    last_progress: AtomicU64,
+    measuring: AtomicBool,
+    quit: AtomicBool,
+    /// CPU-time clocks of the consuming threads.
+    clocks: Mutex<Vec<libc::clockid_t>>,
+}
+
+/// The multi-consumer side of a run, as the coordinator sees it.
+#[derive(Clone, Copy)]
+struct Many<'a> {
+    pool: &'a Pool,
+    /// CPU-time clocks of the consuming threads.
+    clocks: &'a [libc::clockid_t],
+}
+
+impl Many<'_> {
+    fn cpu_ns(&self) -> u64 {
+        self.clocks.iter().map(|&c| sys::clock_ns(c)).sum()
+    }
+}
+
+/// One of several consuming threads: takes, handles, and tells the
+/// coordinator when a round's target is reached. Returns its latencies.
+fn helper(
+    sh: &Shared<'_>,
+    pool: &Pool,
+    mut b: Box<dyn Backend + Send>,
+) -> Result<Histogram<u64>, String> {
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() };
+    if let Ok(mut c) = pool.clocks.lock() {
+        c.push(sys::thread_cpu_clock(me));
+    }
+    let mut hist = new_histogram();
+    let mut buf = Vec::with_capacity(backends::BATCH);
+    let mut tally = Tally::default();
+    while !pool.quit.load(Ordering::Acquire) && !sh.stop.load(Ordering::Acquire) {
+        buf.clear();
+        b.wait(&mut buf, WAIT_SLICE)
+            .map_err(|e| format!("wait: {e}"))?;
+        if buf.is_empty() {
+            continue;
+        }
+        let t = now_ns();
+        let (e0, s0, r0) = (tally.events, tally.spurious, tally.reads);
+        let measuring = pool.measuring.load(Ordering::Acquire);
+        let got = handle_batch(
+            sh,
+            &mut *b,
+            &buf,
+            t,
+            &mut tally,
+            measuring.then_some(&mut hist),
+        )?;
+        pool.events.fetch_add(tally.events - e0, Ordering::Relaxed);
+        pool.spurious
+            .fetch_add(tally.spurious - s0, Ordering::Relaxed);
+        pool.reads.fetch_add(tally.reads - r0, Ordering::Relaxed);
+        pool.last_progress.store(t, Ordering::Relaxed);
+        let now = pool.got.fetch_add(got, Ordering::AcqRel) + got;
+        if got > 0 && now >= pool.target.load(Ordering::Acquire) {
+            pool.done.fetch_add(1, Ordering::SeqCst);
+            pool.other.fetch_add(1, Ordering::Relaxed);
+            sys::futex_wake_all(&pool.done);
+        }
+    }
+    Ok(hist)
+}
+
+/// The coordinator's wait for `want` more fired fds to be seen by the
+/// consuming threads.
+fn wait_many(sh: &Shared<'_>, pool: &Pool, want: u64, tally: &mut Tally) -> Result<(), String> {
+    let target = pool.target.load(Ordering::Relaxed) + want;
+    pool.target.store(target, Ordering::SeqCst);
+    let start = now_ns();
+    loop {
+        let seq = pool.done.load(Ordering::SeqCst);
+        let got = pool.got.load(Ordering::Acquire);
+        if got >= target {
+            return Ok(());
+        }
+        if sh.stop.load(Ordering::Acquire) {
+            return Err("stopped".into());
+        }
+        let t = now_ns();
+        let last = pool.last_progress.load(Ordering::Relaxed).max(start);
+        if t.saturating_sub(last) > sh.w.stall.as_nanos() as u64 {
+            return Err(format!(
+                "stalled: no event for {:?}, {got} of {target} expected events seen",
+                sh.w.stall
+            ));
+        }
+        tally.other += 1;
+        sys::futex_wait(&pool.done, seq, WAIT_SLICE.as_nanos() as u64);
+    }
 }
 
 /// The churn pool: tokens `fds..fds + 2 * churn`, half registered.
@@ -417,6 +575,7 @@ fn consume(
     b: &mut dyn Backend,
     tally: &mut Tally,
     out: &mut Outcome,
+    many: Option<Many<'_>>,
 ) -> Result<(), String> {
     let w = sh.w;
     let fds = sh.fds;
@@ -445,20 +604,46 @@ fn consume(
                 sys::futex_wake_all(&sh.gate);
             }
             churn.step(w.churn, fds, b)?;
-            take(sh, b, w.active as u64, tally, hist, &mut buf)
+            match many {
+                Some(m) => wait_many(sh, m.pool, w.active as u64, tally),
+                None => take(sh, b, w.active as u64, tally, hist, &mut buf),
+            }
         };
     for _ in 0..w.warmup_rounds {
         next_round(tally, b, None)?;
     }
 
-    // The measured phase.
+    // The measured phase. With several consumers the counts are theirs
+    // (pooled) and the CPU time is the sum of their threads'.
+    let counts = |tally: &Tally| match many {
+        Some(m) => (
+            m.pool.events.load(Ordering::Acquire),
+            m.pool.spurious.load(Ordering::Acquire),
+            m.pool.reads.load(Ordering::Acquire),
+            tally.other + m.pool.other.load(Ordering::Acquire),
+        ),
+        None => (tally.events, tally.spurious, tally.reads, tally.other),
+    };
+    let consumer_cpu = |tally: &mut Tally| match many {
+        Some(m) => {
+            tally.other += m.clocks.len() as u64;
+            m.cpu_ns()
+        }
+        None => {
+            tally.other += 1;
+            sys::thread_cpu_ns()
+        }
+    };
+    if let Some(m) = many {
+        m.pool.measuring.store(true, Ordering::SeqCst);
+    }
     let s0 = b.stats();
-    let (e0, sp0, r0, o0) = (tally.events, tally.spurious, tally.reads, tally.other);
+    let (e0, sp0, r0, o0) = counts(tally);
     let writes0 = sh.counts.writes.load(Ordering::Relaxed);
     let wother0 = sh.counts.other.load(Ordering::Relaxed);
-    tally.other += 2;
+    tally.other += 1;
     let pcpu0 = sys::process_cpu_ns();
-    let ccpu0 = sys::thread_cpu_ns();
+    let ccpu0 = consumer_cpu(tally);
     let t0 = now_ns();
     let mut hist = new_histogram();
     let run = if let Some(rate) = w.rate {
@@ -473,8 +658,13 @@ fn consume(
         sh.gate.store(OPEN, Ordering::SeqCst);
         tally.other += 1;
         sys::futex_wake_all(&sh.gate);
-        let mut buf = Vec::with_capacity(backends::BATCH);
-        take(sh, b, fires, tally, Some(&mut hist), &mut buf)
+        match many {
+            Some(m) => wait_many(sh, m.pool, fires, tally),
+            None => {
+                let mut buf = Vec::with_capacity(backends::BATCH);
+                take(sh, b, fires, tally, Some(&mut hist), &mut buf)
+            }
+        }
     } else {
         let mut r = Ok(());
         loop {
@@ -495,14 +685,15 @@ fn consume(
         r
     };
     out.wall_ns = now_ns() - t0;
-    out.consumer_cpu_ns = sys::thread_cpu_ns() - ccpu0;
+    out.consumer_cpu_ns = consumer_cpu(tally) - ccpu0;
     out.process_cpu_ns = sys::process_cpu_ns() - pcpu0;
-    tally.other += 2;
+    tally.other += 1;
     out.backend = b.stats() - s0;
-    out.events = tally.events - e0;
-    out.spurious = tally.spurious - sp0;
-    out.handler_reads = tally.reads - r0;
-    out.consumer_other = tally.other - o0;
+    let (e1, sp1, r1, o1) = counts(tally);
+    out.events = e1 - e0;
+    out.spurious = sp1 - sp0;
+    out.handler_reads = r1 - r0;
+    out.consumer_other = o1 - o0;
     out.writer_writes = sh.counts.writes.load(Ordering::Relaxed) - writes0;
     out.writer_other = sh.counts.other.load(Ordering::Relaxed) - wother0;
     out.latency = hist;
@@ -518,8 +709,6 @@ fn take(
     mut hist: Option<&mut Histogram<u64>>,
     buf: &mut Vec<u32>,
 ) -> Result<(), String> {
-    let n = sh.w.fds;
-    let read = sh.w.handler == Handler::Read;
     let mut got = 0;
     while got < want {
         buf.clear();
@@ -538,36 +727,54 @@ fn take(
             continue;
         }
         tally.last_progress = t;
-        for &tok in buf.iter() {
-            let i = tok as usize;
-            if i >= sh.fds.len() {
-                return Err(format!(
-                    "backend delivered token {tok}, which was never registered"
-                ));
-            }
-            tally.events += 1;
-            let stamp = if i < n {
-                sh.fire[i].load(Ordering::Acquire)
-            } else {
-                0
-            };
-            if stamp == 0 {
-                tally.spurious += 1;
-            } else {
-                got += 1;
-                if let Some(h) = hist.as_deref_mut() {
-                    h.saturating_record(t.saturating_sub(stamp).max(1));
-                }
-            }
-            if read {
-                tally.reads += sh.fds.drain(i).0;
-            }
-            if stamp != 0 {
-                sh.fire[i].store(0, Ordering::Release);
-            }
-            b.handled(sh.fds.read_fd(i), tok)
-                .map_err(|e| format!("re-arm of source {i}: {e}"))?;
-        }
+        got += handle_batch(sh, b, buf, t, tally, hist.as_deref_mut())?;
     }
     Ok(())
+}
+
+/// Handles one batch of events delivered at `t`: latency, the handler,
+/// the re-arm. Returns how many were for fired fds.
+#[inline]
+fn handle_batch(
+    sh: &Shared<'_>,
+    b: &mut dyn Backend,
+    buf: &[u32],
+    t: u64,
+    tally: &mut Tally,
+    mut hist: Option<&mut Histogram<u64>>,
+) -> Result<u64, String> {
+    let n = sh.w.fds;
+    let read = sh.w.handler == Handler::Read;
+    let mut got = 0;
+    for &tok in buf {
+        let i = tok as usize;
+        if i >= sh.fds.len() {
+            return Err(format!(
+                "backend delivered token {tok}, which was never registered"
+            ));
+        }
+        tally.events += 1;
+        let stamp = if i < n {
+            sh.fire[i].load(Ordering::Acquire)
+        } else {
+            0
+        };
+        if stamp == 0 {
+            tally.spurious += 1;
+        } else {
+            got += 1;
+            if let Some(h) = hist.as_deref_mut() {
+                h.saturating_record(t.saturating_sub(stamp).max(1));
+            }
+        }
+        if read {
+            tally.reads += sh.fds.drain(i).0;
+        }
+        if stamp != 0 {
+            sh.fire[i].store(0, Ordering::Release);
+        }
+        b.handled(sh.fds.read_fd(i), tok)
+            .map_err(|e| format!("re-arm of source {i}: {e}"))?;
+    }
+    Ok(got)
 }

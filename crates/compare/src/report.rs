@@ -113,7 +113,7 @@ pub fn run_json(results: &Results, r: &RunResult) -> Value {
         "spurious_events": o.spurious,
         "scenario": results.config.scenario,
         "rate": w.rate,
-        "consumers": 1,
+        "consumers": w.consumers,
         "churn_per_round": w.churn,
         "seed": w.seed,
         "syscalls": {
@@ -158,7 +158,7 @@ pub fn results_json(results: &Results) -> Value {
             "handler": w.handler.name(),
             "writers": w.writers,
             "rate": w.rate,
-            "consumers": 1,
+            "consumers": w.consumers,
             "churn_per_round": w.churn,
             "seed": w.seed,
             "warmup_rounds": w.warmup_rounds,
@@ -268,15 +268,17 @@ pub fn summary_text(results: &Results) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} fds ({}), {} fired per round, {} measured rounds, handler {}, {} writer(s){}, {} rep(s); \
-         medians (± half the range)",
+        "{} fds ({}), {} fired per round, {} measured rounds, handler {}, {} writer(s), {} \
+         consumer(s){}, {} rep(s); medians (± half the range)",
         w.fds,
         results.config.fd_kind.name(),
         w.active,
         results.runs.first().map_or(w.rounds, |r| r.outcome.rounds),
         w.handler.name(),
         w.writers,
-        w.rate.map_or(String::new(), |r| format!(", open loop at {r}/s")),
+        w.consumers,
+        w.rate
+            .map_or(String::new(), |r| format!(", open loop at {r}/s")),
         results.config.reps
     );
     let _ = writeln!(

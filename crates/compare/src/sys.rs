@@ -19,7 +19,8 @@ pub fn thread_cpu_ns() -> u64 {
     clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
+/// Reads `clock` in nanoseconds (a system call for CPU-time clocks).
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -28,6 +29,16 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
     // always exist, so the call cannot fail.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The CPU-time clock of thread `t` (read it with [`clock_ns`]; the
+/// lookup itself makes no system call).
+pub fn thread_cpu_clock(t: libc::pthread_t) -> libc::clockid_t {
+    let mut id: libc::clockid_t = 0;
+    // SAFETY: t is a live thread of this process (the caller passes its
+    // own pthread_self, or one it keeps alive); id is a live clockid_t.
+    unsafe { libc::pthread_getcpuclockid(t, &mut id) };
+    id
 }
 
 /// User plus system CPU time of the whole process, every thread, in

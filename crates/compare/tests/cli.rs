@@ -165,6 +165,46 @@ fn open_loop_and_scenarios_deliver_what_was_fired() {
     assert_eq!(json["runs"][0]["events_expected"], 100);
     assert_eq!(json["runs"][0]["rate"], 20000.0);
 
+    let (json, o) = run_ok(
+        "consumers",
+        &[
+            "--fds",
+            "100",
+            "--active",
+            "10",
+            "--rounds",
+            "5",
+            "--reps",
+            "1",
+            "--consumers",
+            "3",
+        ],
+    );
+    assert_every_run_delivered(&json, "three consumers");
+    let ran: Vec<&str> = json["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["backend"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            "epoll-et",
+            "epoll-oneshot",
+            "epoll-ring",
+            "epoll-ring:inline"
+        ]
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("skipping mio: it takes events on one thread")
+    );
+    assert!(json["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["consumers"] == 3));
+
     let (json, _) = run_ok(
         "series",
         &[
@@ -386,7 +426,10 @@ fn argument_errors_fail_at_once_and_say_what_to_do() {
         &["--fd-kind", "fifo"],
         &["eventfd, pipe, socketpair or tcp"],
     );
-    usage_error(&["--consumers", "2"], &["--consumers 1"]);
+    usage_error(
+        &["--consumers", "2", "--backends", "mio"],
+        &["one thread", "--consumers 1"],
+    );
     usage_error(
         &["--scenario", "userpoll-series", "--fds", "9"],
         &["--writers"],

@@ -21,6 +21,7 @@ fn level_triggered_without_draining_fails_and_is_reported_as_failed() {
             duration: None,
             handler: Handler::None,
             writers: 1,
+            consumers: 1,
             rate: None,
             own_fd: false,
             churn: 0,

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 use userpoll::{syscall, Counter, Counters, Stats};
@@ -32,13 +33,20 @@ impl Mode {
     }
 }
 
-/// A raw epoll instance.
+/// What the consumers of one epoll instance share.
+#[derive(Debug)]
+struct Inner {
+    epfd: OwnedFd,
+    counters: Counters,
+}
+
+/// A raw epoll instance, or one of several consumers of it (edge-triggered
+/// and one-shot deliver each readiness change to one `epoll_wait` caller).
 #[derive(Debug)]
 pub struct Epoll {
-    epfd: OwnedFd,
+    inner: Arc<Inner>,
     mode: Mode,
     buf: Vec<libc::epoll_event>,
-    counters: Counters,
 }
 
 impl Epoll {
@@ -47,12 +55,23 @@ impl Epoll {
         // SAFETY: plain system call with no pointers.
         let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
         Ok(Epoll {
-            // SAFETY: epoll_create1 returned a new fd that nothing else owns.
-            epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            inner: Arc::new(Inner {
+                // SAFETY: epoll_create1 returned a new fd that nothing else owns.
+                epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+                counters: Counters::new(),
+            }),
             mode,
             buf: Vec::with_capacity(BATCH),
-            counters: Counters::new(),
         })
+    }
+
+    /// Another consumer of the same instance (its own event buffer).
+    pub fn consumer(&self) -> Epoll {
+        Epoll {
+            inner: self.inner.clone(),
+            mode: self.mode,
+            buf: Vec::with_capacity(BATCH),
+        }
     }
 
     fn ctl(&self, op: i32, fd: RawFd, token: u32) -> io::Result<()> {
@@ -60,31 +79,31 @@ impl Epoll {
             events: self.mode.bits(),
             u64: u64::from(token),
         };
-        self.counters.incr(Counter::EpollCtl);
+        self.inner.counters.incr(Counter::EpollCtl);
         // SAFETY: epfd is open for the life of self; ev is a live epoll_event.
-        syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev)).map(drop)
+        syscall!(epoll_ctl(self.inner.epfd.as_raw_fd(), op, fd, &mut ev)).map(drop)
     }
 }
 
 impl Backend for Epoll {
     fn add(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_ADD, fd, token)?;
-        self.counters.incr(Counter::ControlOps);
+        self.inner.counters.incr(Counter::ControlOps);
         Ok(())
     }
 
     fn delete(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_DEL, fd, token)?;
-        self.counters.incr(Counter::ControlOps);
+        self.inner.counters.incr(Counter::ControlOps);
         Ok(())
     }
 
     fn wait(&mut self, out: &mut Vec<u32>, timeout: Duration) -> io::Result<()> {
-        self.counters.incr(Counter::EpollWait);
+        self.inner.counters.incr(Counter::EpollWait);
         // SAFETY: buf has capacity for BATCH entries; the kernel writes at
         // most BATCH and returns how many.
         let n = match syscall!(epoll_wait(
-            self.epfd.as_raw_fd(),
+            self.inner.epfd.as_raw_fd(),
             self.buf.as_mut_ptr(),
             BATCH as i32,
             timeout_ms(timeout)
@@ -96,19 +115,23 @@ impl Backend for Epoll {
         // SAFETY: the kernel initialised the first n entries.
         unsafe { self.buf.set_len(n) };
         out.extend(self.buf.iter().map(|ev| ev.u64 as u32));
-        self.counters.add(Counter::EventsDelivered, n as u64);
+        self.inner.counters.add(Counter::EventsDelivered, n as u64);
         Ok(())
     }
 
     fn handled(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
         if self.mode == Mode::Oneshot {
             self.ctl(libc::EPOLL_CTL_MOD, fd, token)?;
-            self.counters.incr(Counter::RearmMode);
+            self.inner.counters.incr(Counter::RearmMode);
         }
         Ok(())
     }
 
     fn stats(&self) -> Stats {
-        self.counters.snapshot()
+        self.inner.counters.snapshot()
+    }
+
+    fn another_consumer(&self) -> Option<Box<dyn Backend + Send>> {
+        (self.mode != Mode::Level).then(|| Box::new(self.consumer()) as Box<dyn Backend + Send>)
     }
 }

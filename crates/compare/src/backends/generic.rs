@@ -14,6 +14,8 @@ use super::{Backend, BATCH};
 pub struct Generic<P> {
     poller: P,
     events: Events,
+    /// Makes another consumer of the same poller, for pollers that have one.
+    split: Option<fn(&P) -> P>,
 }
 
 impl<P: Poller> Generic<P> {
@@ -22,11 +24,20 @@ impl<P: Poller> Generic<P> {
         Generic {
             poller,
             events: Events::with_capacity(capacity.clamp(1, BATCH)),
+            split: None,
+        }
+    }
+
+    /// Wraps a poller that can hand out more consumers with `split`.
+    pub fn with_consumers(poller: P, capacity: usize, split: fn(&P) -> P) -> Generic<P> {
+        Generic {
+            split: Some(split),
+            ..Generic::new(poller, capacity)
         }
     }
 }
 
-impl<P: Poller> Backend for Generic<P> {
+impl<P: Poller + 'static> Backend for Generic<P> {
     fn add(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
         // SAFETY: the harness keeps every registered fd open until the
         // backend is dropped or the fd deleted.
@@ -54,5 +65,14 @@ impl<P: Poller> Backend for Generic<P> {
 
     fn stats(&self) -> Stats {
         self.poller.stats()
+    }
+
+    fn another_consumer(&self) -> Option<Box<dyn Backend + Send>> {
+        let split = self.split?;
+        Some(Box::new(Generic {
+            poller: split(&self.poller),
+            events: Events::with_capacity(self.events.capacity()),
+            split: self.split,
+        }))
     }
 }

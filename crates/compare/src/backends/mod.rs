@@ -38,6 +38,12 @@ pub trait Backend {
     }
     /// The backend's counters so far.
     fn stats(&self) -> Stats;
+    /// Another consumer taking events from the same registrations, each
+    /// event going to one of them, for backends that support several
+    /// consuming threads; `None` otherwise.
+    fn another_consumer(&self) -> Option<Box<dyn Backend + Send>> {
+        None
+    }
 }
 
 /// How a backend reports an fd that stays ready.
@@ -62,6 +68,8 @@ pub struct BackendInfo {
     pub about: &'static str,
     /// How it delivers.
     pub delivery: Delivery,
+    /// Whether several threads may consume (`--consumers`).
+    pub multi_consumer: bool,
 }
 
 const CATALOGUE: &[BackendInfo] = &[
@@ -69,80 +77,95 @@ const CATALOGUE: &[BackendInfo] = &[
         id: "floor",
         about: "same writers and handler, readiness passed through shared memory (an index ring, \
                 futex when idle), no kernel: the lower bound",
+        multi_consumer: false,
         delivery: Delivery::Edge,
     },
     BackendInfo {
         id: "epoll-lt",
         about: "raw epoll, level-triggered: epoll_wait only",
+        multi_consumer: false,
         delivery: Delivery::Level,
     },
     BackendInfo {
         id: "epoll-et",
         about: "raw epoll, edge-triggered (EPOLLET): epoll_wait only, never re-armed",
+        multi_consumer: true,
         delivery: Delivery::Edge,
     },
     BackendInfo {
         id: "epoll-oneshot",
         about: "raw epoll, EPOLLONESHOT, re-armed with EPOLL_CTL_MOD after each event",
+        multi_consumer: true,
         delivery: Delivery::Oneshot,
     },
     BackendInfo {
         id: "uring-raw",
         about: "hand-written multishot POLL_ADD loop on the io-uring crate (SINGLE_ISSUER + \
                 DEFER_TASKRUN): the floor for uring-poll's own overhead",
+        multi_consumer: false,
         delivery: Delivery::Edge,
     },
     BackendInfo {
         id: "uring-poll",
         about: "uring-poll (multishot POLL_ADD behind the userpoll contract), default ring setup",
+        multi_consumer: false,
         delivery: Delivery::Edge,
     },
     BackendInfo {
         id: "uring-poll:coop",
         about: "uring-poll with COOP_TASKRUN | TASKRUN_FLAG (no interrupts; posted at the next \
                 kernel entry)",
+        multi_consumer: false,
         delivery: Delivery::Edge,
     },
     BackendInfo {
         id: "uring-poll:defer",
         about: "uring-poll with SINGLE_ISSUER | DEFER_TASKRUN (posted only by the owner's enter)",
+        multi_consumer: false,
         delivery: Delivery::Edge,
     },
     BackendInfo {
         id: "uring-poll:sqpoll",
         about: "uring-poll with SQPOLL (a kernel thread submits and posts; its CPU counts)",
+        multi_consumer: false,
         delivery: Delivery::Edge,
     },
     BackendInfo {
         id: "uring-poll:rearm",
         about: "uring-poll re-arming a one-shot POLL_ADD after each event (as monoio, glommio do)",
+        multi_consumer: false,
         delivery: Delivery::Oneshot,
     },
     BackendInfo {
         id: "epoll-ring",
         about: "the userpoll ring (EPOLL_USERPOLL layout) filled by a driver thread from epoll; \
                 the consumer takes without a system call while events flow",
+        multi_consumer: true,
         delivery: Delivery::Edge,
     },
     BackendInfo {
         id: "epoll-ring:inline",
         about: "the userpoll ring filled inline: wait on an empty ring runs one epoll_wait itself",
+        multi_consumer: true,
         delivery: Delivery::Edge,
     },
     BackendInfo {
         id: "mio",
         about: "mio 1 Poll/Registry, edge-triggered, as its users use it",
+        multi_consumer: false,
         delivery: Delivery::Edge,
     },
     BackendInfo {
         id: "polling",
         about: "polling 3 Poller in one-shot mode, modify() after each event, as async-io uses it",
+        multi_consumer: false,
         delivery: Delivery::Oneshot,
     },
     BackendInfo {
         id: "reference",
         about: "userpoll::reference::Reference (epoll ET + generation table) through the generic \
                 userpoll::Poller path",
+        multi_consumer: false,
         delivery: Delivery::Edge,
     },
 ];
@@ -273,13 +296,15 @@ pub fn make(id: &str, ctx: &MakeCtx) -> io::Result<Box<dyn Backend>> {
             uring_profile(id).build(ctx.capacity)?,
             ctx.capacity,
         )),
-        "epoll-ring" => Box::new(generic::Generic::new(
+        "epoll-ring" => Box::new(generic::Generic::with_consumers(
             epoll_ring::EpollRing::with_mode(ctx.capacity, epoll_ring::DriverMode::Thread)?,
             ctx.capacity,
+            epoll_ring::EpollRing::consumer,
         )),
-        "epoll-ring:inline" => Box::new(generic::Generic::new(
+        "epoll-ring:inline" => Box::new(generic::Generic::with_consumers(
             epoll_ring::EpollRing::with_mode(ctx.capacity, epoll_ring::DriverMode::Inline)?,
             ctx.capacity,
+            epoll_ring::EpollRing::consumer,
         )),
         "reference" => Box::new(generic::Generic::new(
             userpoll::reference::Reference::new(ctx.capacity)?,
