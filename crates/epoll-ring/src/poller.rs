@@ -149,7 +149,8 @@ impl Shared {
         Ok(stop)
     }
 
-    /// Wakes parked consumers, with a system call only if one is parked.
+    /// Wakes every parked consumer, with a system call only if one is
+    /// parked.
     fn wake(&self) {
         // SeqCst on both sides (here: seq then waiters; the consumer:
         // waiters then seq, then the ring): either we see its waiters
@@ -350,7 +351,11 @@ impl EpollRing {
         self.mode
     }
 
-    /// The ring: its layout, header and items in the shared mapping.
+    /// The ring: its layout, header and items in the shared mapping, as a
+    /// consumer sees them. For inspection (layout and hostile-memory tests,
+    /// measurements); the poller's registrations belong to [`RingControl`],
+    /// and calling [`Ring::set`], [`Ring::retire`] or [`Ring::publish`] on
+    /// it directly confuses the poller (safely: no undefined behaviour).
     pub fn ring(&self) -> &Ring {
         &self.control.shared.ring
     }

@@ -169,3 +169,29 @@ fn s08_s09_capacity_limits_are_einval() {
     let big = EpollRing::new(65536).unwrap();
     assert_eq!(userpoll::Poller::capacity(&big), 65536);
 }
+
+#[test]
+fn s08_s09_capacity_one_gives_enospc_and_exclusive_is_einval() {
+    use std::os::fd::AsFd;
+    use userpoll::{Control, Interest};
+    for mode in [
+        epoll_ring::DriverMode::Thread,
+        epoll_ring::DriverMode::Inline,
+    ] {
+        let p = EpollRing::with_mode(1, mode).unwrap();
+        let a = userpoll::conformance::fds::eventfd().unwrap();
+        let b = userpoll::conformance::fds::eventfd().unwrap();
+        let ex = Interest::from_epoll_bits(userpoll::bits::EXCLUSIVE | userpoll::bits::IN);
+        let e = userpoll::Poller::control(&p)
+            .add(a.as_fd(), ex, 1)
+            .unwrap_err();
+        assert_eq!(errno_of(&e), Some(libc::EINVAL), "{mode:?}: {e}");
+        userpoll::Poller::control(&p)
+            .add(a.as_fd(), Interest::READABLE, 1)
+            .unwrap();
+        let e = userpoll::Poller::control(&p)
+            .add(b.as_fd(), Interest::READABLE, 2)
+            .unwrap_err();
+        assert_eq!(errno_of(&e), Some(libc::ENOSPC), "{mode:?}: {e}");
+    }
+}
