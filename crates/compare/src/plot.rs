@@ -44,9 +44,10 @@ pub fn latency(sums: &[BackendSummary], path: &Path) -> io::Result<()> {
     } else {
         0.1
     };
-    let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
+    let root = SVGBackend::new(path, (1100, 620)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    let mut chart = ChartBuilder::on(&root)
+    let (left, right) = root.split_horizontally(900);
+    let mut chart = ChartBuilder::on(&left)
         .caption("fire-to-delivery latency by percentile", ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
@@ -58,34 +59,34 @@ pub fn latency(sums: &[BackendSummary], path: &Path) -> io::Result<()> {
         .map_err(plot_err)?;
     chart
         .configure_mesh()
-        .x_desc("percentile (axis is 1/(1-p))")
-        .y_desc("latency, us")
-        .x_label_formatter(&|x| {
-            let p = 100.0 * (1.0 - 1.0 / x);
-            if p < 99.0 {
-                format!("{p:.0}%")
-            } else {
-                format!("{p}%")
-            }
-        })
+        .x_desc("percentile (the axis is 1/(1-p): 90%, 99%, 99.9% ... evenly spaced)")
+        .y_desc("latency, us (log)")
+        .x_label_formatter(&|x| percentile_label(*x))
         .draw()
         .map_err(plot_err)?;
+    let style = ("sans-serif", 14).into_font();
     for (i, (id, pts)) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-            .map_err(plot_err)?
-            .label(*id)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
+            .map_err(plot_err)?;
+        // The legend, beside the plot so it hides no line.
+        let y = 60 + 22 * i as i32;
+        right
+            .draw(&PathElement::new([(8, y), (36, y)], color.stroke_width(3)))
+            .map_err(plot_err)?;
+        right
+            .draw(&Text::new(id.to_string(), (42, y - 7), style.clone()))
+            .map_err(plot_err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
     root.present().map_err(plot_err)
+}
+
+/// `x` = 1/(1-p) as a percentile: 0%, 90%, 99%, 99.9% ...
+fn percentile_label(x: f64) -> String {
+    let p = 100.0 * (1.0 - 1.0 / x);
+    let decimals = (x.log10() - 2.0).ceil().max(0.0) as usize;
+    format!("{p:.decimals$}%")
 }
 
 /// Median CPU ns/event (whole process) per backend as bars, with a line
@@ -93,25 +94,30 @@ pub fn latency(sums: &[BackendSummary], path: &Path) -> io::Result<()> {
 pub fn cpu(sums: &[BackendSummary], path: &Path) -> io::Result<()> {
     let good: Vec<&BackendSummary> = sums.iter().filter(|b| b.failed < b.runs).collect();
     let n = good.len().max(1);
-    let xmax = good.iter().map(|b| b.cpu_ns_range.1).fold(1.0, f64::max) * 1.1;
+    let floor = good.iter().find(|b| b.id == "floor").map(|b| b.cpu_ns.0);
+    let xmax = good.iter().map(|b| b.cpu_ns_range.1).fold(1.0, f64::max) * 1.25;
     let height = 120 + 36 * n as u32;
     let root = SVGBackend::new(path, (960, height)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    let ids: Vec<String> = good.iter().map(|b| b.id.clone()).collect();
+    // The first backend at the top.
+    let row = |i: usize| n - 1 - i;
+    let ids: Vec<String> = (0..n)
+        .map(|r| good.get(n - 1 - r).map_or(String::new(), |b| b.id.clone()))
+        .collect();
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "CPU ns per event, whole process (median; line: range over reps)",
+            "CPU ns per event, whole process (median; black line: range over reps)",
             ("sans-serif", 20),
         )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(150)
-        .build_cartesian_2d(0.0..xmax, (0..n).into_segmented())
+        .build_cartesian_2d(0.0..xmax, (0..n.saturating_sub(1).max(1)).into_segmented())
         .map_err(plot_err)?;
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .x_desc("CPU ns / event")
+        .x_desc("CPU ns / event (label: median, and its ratio to floor)")
         .y_labels(n)
         .y_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) => ids.get(*i).cloned().unwrap_or_default(),
@@ -121,11 +127,12 @@ pub fn cpu(sums: &[BackendSummary], path: &Path) -> io::Result<()> {
         .map_err(plot_err)?;
     for (i, b) in good.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
+        let r = row(i);
         chart
             .draw_series(std::iter::once(Rectangle::new(
                 [
-                    (0.0, SegmentValue::Exact(i)),
-                    (b.cpu_ns.0, SegmentValue::Exact(i + 1)),
+                    (0.0, SegmentValue::Exact(r)),
+                    (b.cpu_ns.0, SegmentValue::Exact(r + 1)),
                 ],
                 color.mix(0.7).filled(),
             )))
@@ -133,12 +140,40 @@ pub fn cpu(sums: &[BackendSummary], path: &Path) -> io::Result<()> {
         chart
             .draw_series(std::iter::once(PathElement::new(
                 [
-                    (b.cpu_ns_range.0, SegmentValue::CenterOf(i)),
-                    (b.cpu_ns_range.1, SegmentValue::CenterOf(i)),
+                    (b.cpu_ns_range.0, SegmentValue::CenterOf(r)),
+                    (b.cpu_ns_range.1, SegmentValue::CenterOf(r)),
                 ],
                 BLACK.stroke_width(2),
             )))
             .map_err(plot_err)?;
+        let label = match floor {
+            Some(f) if f > 0.0 => format!("{:.0} ({:.2}x)", b.cpu_ns.0, b.cpu_ns.0 / f),
+            _ => format!("{:.0}", b.cpu_ns.0),
+        };
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label,
+                (
+                    b.cpu_ns_range.1.max(b.cpu_ns.0) + xmax * 0.01,
+                    SegmentValue::CenterOf(r),
+                ),
+                ("sans-serif", 13).into_font(),
+            )))
+            .map_err(plot_err)?;
     }
     root.present().map_err(plot_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_axis_labels() {
+        assert_eq!(percentile_label(1.0), "0%");
+        assert_eq!(percentile_label(10.0), "90%");
+        assert_eq!(percentile_label(100.0), "99%");
+        assert_eq!(percentile_label(1000.0), "99.9%");
+        assert_eq!(percentile_label(100_000.0), "99.999%");
+    }
 }

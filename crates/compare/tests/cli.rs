@@ -108,7 +108,7 @@ fn tiny_run_of_every_backend_over_every_fd_kind_delivers_what_was_fired() {
 
 #[test]
 fn handler_none_runs_the_edge_backends_and_skips_the_others() {
-    for kind in ["eventfd", "socketpair"] {
+    for kind in ["eventfd", "pipe", "socketpair", "tcp"] {
         let (json, o) = run_ok(
             &format!("none-{kind}"),
             &[
