@@ -50,7 +50,9 @@ fn multishot_poll_posts_one_cqe_per_wakeup_with_f_more() {
     // Not coalesced per registration: several CQEs for one poll (wakeups
     // before the completion work runs may merge, so at least 1).
     assert!(!cqes.is_empty() && cqes.len() <= 5, "{cqes:?}");
-    assert!(cqes.iter().all(|&(ud, res, more)| ud == 7 && res as u32 & IN != 0 && more));
+    assert!(cqes
+        .iter()
+        .all(|&(ud, res, more)| ud == 7 && res as u32 & IN != 0 && more));
 }
 
 #[test]
@@ -62,7 +64,11 @@ fn cq_overflow_ends_multishot_polls_without_f_more_and_needs_getevents_to_flush(
     let efds: Vec<_> = (0..8).map(|_| fds::eventfd().unwrap()).collect();
     for (i, e) in efds.iter().enumerate() {
         // SAFETY: a POLL_ADD carries no buffer pointers.
-        unsafe { r.submission().push(&multishot(e.as_raw_fd(), i as u64)).unwrap() };
+        unsafe {
+            r.submission()
+                .push(&multishot(e.as_raw_fd(), i as u64))
+                .unwrap()
+        };
         r.submit().unwrap();
     }
     for e in &efds {
@@ -70,13 +76,27 @@ fn cq_overflow_ends_multishot_polls_without_f_more_and_needs_getevents_to_flush(
     }
     // Let the completion work run (default setup: by interrupt).
     r.submit_and_wait(1).unwrap();
-    assert!(r.submission().cq_overflow(), "8 CQEs did not overflow a CQ of 4");
+    assert!(
+        r.submission().cq_overflow(),
+        "8 CQEs did not overflow a CQ of 4"
+    );
     let mut all = reap(&mut r);
-    assert_eq!(all.len(), 4, "reading the CQ does not flush the overflow list");
-    assert!(r.submission().cq_overflow(), "still flagged until GETEVENTS");
+    assert_eq!(
+        all.len(),
+        4,
+        "reading the CQ does not flush the overflow list"
+    );
+    assert!(
+        r.submission().cq_overflow(),
+        "still flagged until GETEVENTS"
+    );
     while r.submission().cq_overflow() {
         // SAFETY: no argument pointer.
-        unsafe { r.submitter().enter::<libc::sigset_t>(0, 0, 1, None).unwrap() };
+        unsafe {
+            r.submitter()
+                .enter::<libc::sigset_t>(0, 0, 1, None)
+                .unwrap()
+        };
         all.extend(reap(&mut r));
     }
     all.extend(reap(&mut r));
@@ -86,7 +106,10 @@ fn cq_overflow_ends_multishot_polls_without_f_more_and_needs_getevents_to_flush(
     // must be ended.
     let ended = all.iter().filter(|c| !c.2).count();
     assert!(ended >= 4, "CQEs that overflowed kept F_MORE: {all:?}");
-    assert!(all.iter().all(|c| c.1 as u32 & IN != 0), "the final CQE carries the mask");
+    assert!(
+        all.iter().all(|c| c.1 as u32 & IN != 0),
+        "the final CQE carries the mask"
+    );
 }
 
 #[test]
@@ -111,7 +134,10 @@ fn poll_update_is_refused_with_ealready_while_completion_work_is_pending() {
     r.submit().unwrap();
     r.submit_and_wait(1).unwrap();
     let cqes = reap(&mut r);
-    let rm = cqes.iter().find(|c| c.0 == 2).expect("the remove completes");
+    let rm = cqes
+        .iter()
+        .find(|c| c.0 == 2)
+        .expect("the remove completes");
     assert_eq!(rm.1, -libc::EALREADY, "{cqes:?}");
     // The poll goes on: it delivered its event and still has F_MORE.
     assert!(cqes.iter().any(|c| c.0 == 1 && c.2), "{cqes:?}");

@@ -108,7 +108,9 @@ fn control_from_the_owner_thread_costs_no_enter() {
         let efds: Vec<_> = (0..32).map(|_| fds::eventfd().unwrap()).collect();
         let before = p.stats();
         for (i, e) in efds.iter().enumerate() {
-            p.control().add(e.as_fd(), Interest::READABLE, i as u64).unwrap();
+            p.control()
+                .add(e.as_fd(), Interest::READABLE, i as u64)
+                .unwrap();
         }
         let d = p.stats() - before;
         // Only the fixed-file install (or, under Defer, the fd check) per
@@ -123,7 +125,11 @@ fn control_from_the_owner_thread_costs_no_enter() {
             seen += p.wait(&mut events, Some(Duration::from_secs(5))).unwrap();
         }
         let d = p.stats() - before;
-        assert_eq!(d.get(Counter::SqesSubmitted), 32, "{profile}: one POLL_ADD each: {d:?}");
+        assert_eq!(
+            d.get(Counter::SqesSubmitted),
+            32,
+            "{profile}: one POLL_ADD each: {d:?}"
+        );
     }
 }
 
