@@ -35,10 +35,8 @@ fn deny_io_uring_setup(errno: u32) {
         filter: prog.as_mut_ptr(),
     };
     // SAFETY: plain prctl; required before an unprivileged filter.
-    assert_eq!(
-        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
-        0
-    );
+    let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    assert_eq!(r, 0);
     // SAFETY: fprog points to a live, valid BPF program for the call.
     let r = unsafe {
         libc::prctl(
