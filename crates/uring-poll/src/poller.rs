@@ -239,6 +239,9 @@ impl Control for UringControl {
         let old_interest = table.by_fd(raw)?.interest;
         let (old, reg) = table.modify(raw, interest, data)?;
         let new = reg.key;
+        // An update refused with -EALREADY is answered by cancelling the
+        // old request, found as generation - 1 of the new key.
+        debug_assert_eq!(new.generation(), old.generation().wrapping_add(1));
         // In place only from multishot to multishot: an update cannot turn
         // a one-shot poll into a multishot one or back.
         let in_place = !self.inner.rearm_mode
