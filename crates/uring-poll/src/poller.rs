@@ -1143,7 +1143,14 @@ impl Poller for UringPoll {
             }
         }
         // Re-arms and control ops queued meanwhile go to the kernel now.
-        owner.submit(c)?;
+        // Events already taken out of the queue are not thrown away for a
+        // failed submit: the SQEs stay queued, and the next call retries
+        // (and reports the error if it persists).
+        if let Err(e) = owner.submit(c) {
+            if events.is_empty() {
+                return Err(e);
+            }
+        }
         c.add(
             Counter::SqesSubmitted,
             std::mem::take(&mut owner.queued_sqes),
