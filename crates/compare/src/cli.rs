@@ -314,6 +314,12 @@ fn backends_text() -> String {
     s
 }
 
+/// Writes to stdout; a closed pipe (`compare run | head`) is not an error.
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 /// Runs the command line; returns the process exit code (0 ok, 1 a run
 /// failed or output could not be written, 2 a usage error).
 pub fn main() -> i32 {
@@ -326,7 +332,7 @@ pub fn main() -> i32 {
     };
     match cli.cmd {
         Cmd::Backends => {
-            print!("{}", backends_text());
+            out(&backends_text());
             0
         }
         Cmd::Run(args) => run(&args),
@@ -380,16 +386,16 @@ fn run(args: &RunArgs) -> i32 {
             };
         }
     };
-    print!("{}", report::summary_text(&results));
+    out(&report::summary_text(&results));
     let mut code = 0;
     if let Err(e) = report::write_folder(&results, &args.out) {
         eprintln!("error: {e}");
         code = 1;
     } else {
-        println!(
-            "results: {}/ (results.json, one .hgrm per backend, latency.svg, cpu.svg)",
+        out(&format!(
+            "results: {}/ (results.json, one .hgrm per backend, latency.svg, cpu.svg)\n",
             args.out.display()
-        );
+        ));
     }
     if let Some(path) = &args.json {
         if let Err(e) = report::write_json(&results, path) {

@@ -10,6 +10,32 @@ use plotters::prelude::*;
 use crate::hgrm::TICKS_PER_HALF_DISTANCE;
 use crate::report::BackendSummary;
 
+/// Line and bar colours: distinct, and dark enough to read on white
+/// (plotters' Palette99 has pale yellows that vanish).
+const COLORS: [(u8, u8, u8); 16] = [
+    (214, 39, 40),
+    (31, 119, 180),
+    (44, 160, 44),
+    (255, 127, 14),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+    (0, 0, 128),
+    (128, 0, 0),
+    (0, 100, 0),
+    (184, 134, 11),
+    (75, 0, 130),
+    (0, 0, 0),
+];
+
+fn color(i: usize) -> RGBAColor {
+    let (r, g, b) = COLORS[i % COLORS.len()];
+    RGBColor(r, g, b).to_rgba()
+}
+
 fn plot_err<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::other(format!("cannot draw plot: {e}"))
 }
@@ -66,7 +92,7 @@ pub fn latency(sums: &[BackendSummary], path: &Path) -> io::Result<()> {
         .map_err(plot_err)?;
     let style = ("sans-serif", 14).into_font();
     for (i, (id, pts)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = color(i);
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
             .map_err(plot_err)?;
@@ -126,7 +152,7 @@ pub fn cpu(sums: &[BackendSummary], path: &Path) -> io::Result<()> {
         .draw()
         .map_err(plot_err)?;
     for (i, b) in good.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = color(i);
         let r = row(i);
         chart
             .draw_series(std::iter::once(Rectangle::new(

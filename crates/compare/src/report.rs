@@ -260,6 +260,18 @@ fn ratio(a: Option<&BackendSummary>, b: Option<&BackendSummary>) -> Option<f64> 
     }
 }
 
+fn scenario_note(results: &Results) -> String {
+    let w = &results.config.workload;
+    match &results.config.scenario {
+        Some(sc) if w.churn > 0 => format!(
+            ", scenario {sc} ({} registrations deleted and re-added per round)",
+            w.churn
+        ),
+        Some(sc) => format!(", scenario {sc}"),
+        None => String::new(),
+    }
+}
+
 /// The summary table and the re-arm and ring costs, as printed.
 pub fn summary_text(results: &Results) -> String {
     let sums = summarize(results);
@@ -278,7 +290,8 @@ pub fn summary_text(results: &Results) -> String {
         w.writers,
         w.consumers,
         w.rate
-            .map_or(String::new(), |r| format!(", open loop at {r}/s")),
+            .map_or(String::new(), |r| format!(", open loop at {r}/s"))
+            + &scenario_note(results),
         results.config.reps
     );
     let _ = writeln!(
