@@ -36,6 +36,10 @@ use crate::sqe::{self, Kind, MAX_CAPACITY};
 /// re-armed: the caller gets one event with `EPOLLERR` and should delete it.
 const ERRORS_BEFORE_GIVING_UP: u8 = 3;
 
+/// Flushes of the CQ overflow list one take makes at most before it hands
+/// out what it has merged.
+const MAX_FLUSHES_PER_TAKE: usize = 64;
+
 /// The largest SQ a poller asks for; a longer burst of submissions waits
 /// in the owner's backlog for the next `io_uring_enter`.
 const MAX_SQ_ENTRIES: u32 = 4096;
@@ -756,7 +760,7 @@ impl Owner {
     /// empty. Polls the overflow ended carry no F_MORE and are re-armed as
     /// their CQEs come through (S10).
     fn harvest(&mut self, g: &mut Shared, c: &Counters) -> io::Result<()> {
-        loop {
+        for _ in 0..MAX_FLUSHES_PER_TAKE {
             let overflow = self.ring.submission().cq_overflow();
             if overflow && !self.overflow_episode {
                 self.overflow_episode = true;
@@ -793,6 +797,10 @@ impl Owner {
                 Err(e) => return Err(e),
             }
         }
+        // Still overflowing after that many flushes: completions arrive as
+        // fast as we read them. Hand out what is merged; the next take goes
+        // on with the recovery (the episode stays open).
+        Ok(())
     }
 
     /// Moves merged events into `events`, dropping those whose
