@@ -59,7 +59,7 @@ struct RegState {
 }
 
 /// Work a control call leaves for the owner, in call order.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 enum Op {
     /// POLL_ADD for this key, if it is still current when submitted.
     Arm(Key),
@@ -68,9 +68,12 @@ enum Op {
     Update { old: Key, new: Key },
     /// ASYNC_CANCEL of the request of this key.
     Cancel(Key),
-    /// Defer: install the file of this key's fd in its fixed-file slot.
-    Install(Key),
-    /// Defer: empty this fixed-file slot.
+    /// Defer, from a thread that may not touch the ring: install this
+    /// file (a duplicate of the caller's fd, made in `add`, closed once
+    /// installed) in the key's fixed-file slot.
+    Install(Key, OwnedFd),
+    /// Defer: empty this fixed-file slot, unless a newer registration has
+    /// taken it meanwhile (its own install replaces the file).
     Clear(u32),
 }
 
@@ -87,15 +90,19 @@ struct Shared {
     /// `!closed`; replaced under the lock when a Defer ring is rebuilt.
     ring_fd: RawFd,
     /// Defer: the thread the ring is enabled on. From then on only that
-    /// thread may update the fixed-file table, so control calls queue it.
+    /// thread may update the fixed-file table, so other threads queue it.
     enabled_on: Option<ThreadId>,
+    /// Per slot: a registration holds it (so a queued `Clear` is void).
+    occupied: Vec<bool>,
 }
 
 impl Shared {
-    /// Whether a control call may update the fixed-file table itself
-    /// (any profile but Defer, and Defer before the ring is enabled).
+    /// Whether this control call may update the fixed-file table itself:
+    /// any profile but Defer, Defer before the ring is enabled, and Defer
+    /// on the owner thread.
     fn files_inline(&self) -> bool {
-        self.enabled_on.is_none()
+        self.enabled_on
+            .map_or(true, |t| t == thread::current().id())
     }
 }
 
@@ -202,8 +209,28 @@ impl Control for UringControl {
         let mut g = self.inner.lock();
         g.table.check_insert(raw, interest)?;
         let inline = g.files_inline() && !g.closed;
-        if !inline {
-            // The ring reports a bad fd only later: check it now (S9).
+        let dup = if inline || g.closed {
+            None
+        } else {
+            // Defer, another thread: hold the file with a duplicate fd until
+            // the owner installs it, so closing or reusing the number after
+            // add returns cannot change what is polled (S13). The dup is
+            // also the EBADF check (S9).
+            c.incr(Counter::OtherSyscall);
+            Some(
+                fd.try_clone_to_owned()
+                    .map_err(|e| match e.raw_os_error() {
+                        Some(libc::EBADF) => error(
+                            libc::EBADF,
+                            format_args!(
+                        "fd {raw} is not an open file descriptor; register an fd that is open"
+                    ),
+                        ),
+                        _ => e,
+                    })?,
+            )
+        };
+        if g.closed {
             c.incr(Counter::OtherSyscall);
             check_fd(fd)?;
         }
@@ -212,6 +239,7 @@ impl Control for UringControl {
             ..RegState::default()
         };
         let key = g.table.insert(raw, interest, data, state)?;
+        g.occupied[key.slot()] = true;
         if inline {
             // Install the file now, before add returns: whatever the caller
             // does with the fd number afterwards, the poll reaches this file
@@ -219,11 +247,12 @@ impl Control for UringControl {
             c.incr(Counter::OtherSyscall);
             if let Err(e) = files_update(g.ring_fd, key.slot(), raw) {
                 g.table.remove(raw).expect("just inserted");
+                g.occupied[key.slot()] = false;
                 return Err(e);
             }
             g.pending.push(Op::Arm(key));
-        } else if !g.closed {
-            g.pending.push(Op::Install(key));
+        } else if let Some(dup) = dup {
+            g.pending.push(Op::Install(key, dup));
             g.pending.push(Op::Arm(key));
         }
         self.inner.finish(g);
@@ -274,6 +303,7 @@ impl Control for UringControl {
         let raw = fd.as_raw_fd();
         let mut g = self.inner.lock();
         let reg = g.table.remove(raw)?;
+        g.occupied[reg.key.slot()] = false;
         if !g.closed {
             if reg.extra.armed {
                 g.pending.push(Op::Cancel(reg.key));
@@ -584,6 +614,7 @@ impl Owner {
             table,
             pending,
             ring_fd,
+            occupied,
             ..
         } = g;
         for op in pending.drain(..) {
@@ -604,20 +635,25 @@ impl Owner {
                     self.queue_sqe(sqe::poll_update(old, new, mask));
                 }
                 Op::Cancel(key) => self.queue_sqe(sqe::cancel(key)),
-                Op::Install(key) => {
+                Op::Install(key, file) => {
                     if let Some(reg) = table.get_mut(key) {
                         c.incr(Counter::OtherSyscall);
-                        if files_update(*ring_fd, key.slot(), reg.fd).is_err() {
-                            // Closed before the owner got to it: nothing to
-                            // poll. Tell the caller once; it should delete.
+                        if files_update(*ring_fd, key.slot(), file.as_raw_fd()).is_err() {
+                            // Cannot happen for an open fd short of ENOMEM;
+                            // tell the caller once, it should delete.
                             reg.extra.armed = false;
                             self.merge(key, bits::ERR | bits::HUP, c);
                         }
                     }
+                    // Closing the duplicate; the table holds the file now.
+                    c.incr(Counter::OtherSyscall);
+                    drop(file);
                 }
                 Op::Clear(slot) => {
-                    c.incr(Counter::OtherSyscall);
-                    let _ = files_update(*ring_fd, slot as usize, -1);
+                    if !occupied[slot as usize] {
+                        c.incr(Counter::OtherSyscall);
+                        let _ = files_update(*ring_fd, slot as usize, -1);
+                    }
                 }
             }
         }
@@ -874,16 +910,36 @@ impl Owner {
         self.backlog.clear();
         self.overflow_episode = false;
         self.overflow_rearm.clear();
-        g.pending.clear();
         // The new ring's file table is empty: install every registration's
-        // file again, by fd number (the one place that trusts the number
-        // to still name the registered file; see docs/uring-poll.md).
-        let keys: Vec<Key> = g.table.iter().map(|r| r.key).collect();
-        for key in keys {
-            g.pending.push(Op::Install(key));
-            g.pending.push(Op::Arm(key));
+        // file again, from the duplicate a queued add still holds, else by
+        // fd number (the one place that trusts the number to still name the
+        // registered file; see docs/uring-poll.md). Queued ring work for the
+        // old ring is void; every armed registration is armed afresh.
+        let mut dups: Vec<(Key, OwnedFd)> = Vec::new();
+        for op in std::mem::take(&mut g.pending) {
+            if let Op::Install(key, file) = op {
+                dups.push((key, file));
+            }
         }
-        self.drain_pending(&mut g, c);
+        let keys: Vec<Key> = g.table.iter().map(|r| r.key).collect();
+        let ring_fd = g.ring_fd;
+        for key in keys {
+            let Some(reg) = g.table.get_mut(key) else {
+                continue;
+            };
+            let dup = dups
+                .iter()
+                .position(|(k, _)| *k == key)
+                .map(|i| dups.swap_remove(i).1);
+            let fd = dup.as_ref().map_or(reg.fd, |d| d.as_raw_fd());
+            c.incr(Counter::OtherSyscall);
+            if files_update(ring_fd, key.slot(), fd).is_err() {
+                reg.extra.armed = false;
+                self.merge(key, bits::ERR | bits::HUP, c);
+            } else if reg.extra.armed {
+                self.arm(reg);
+            }
+        }
         self.thread = Some(thread::current().id());
         // The old registration (if any) belongs to the old thread.
         self.registered = None;
@@ -992,6 +1048,7 @@ impl Builder {
                 closed: false,
                 ring_fd: ring.as_raw_fd(),
                 enabled_on: None,
+                occupied: vec![false; capacity],
             }),
             counters: Counters::new(),
             wake,

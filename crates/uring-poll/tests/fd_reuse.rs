@@ -127,3 +127,43 @@ fn s13_close_without_delete_never_reports_the_new_fd_under_the_old_data() {
         );
     }
 }
+
+/// The window between `add` returning and the owner's next take: under
+/// Defer an add from another thread cannot touch the ring, yet closing the
+/// fd and reusing its number right after must not make the owner poll the
+/// new file under the old data.
+#[test]
+fn s13_close_and_reuse_right_after_a_cross_thread_add_polls_the_added_file() {
+    for (name, profile, rearm) in common::variants() {
+        let b = UringPoll::builder().profile(profile).rearm(rearm);
+        let Some(mut p) = common::make(&name, b.build(8)) else {
+            continue;
+        };
+        let mut events = Events::with_capacity(8);
+        p.poll(&mut events).unwrap(); // the owner is this thread
+        let a = fds::eventfd().unwrap();
+        let num = a.as_raw_fd();
+        let ctl = p.control().clone();
+        let b = std::thread::spawn(move || {
+            ctl.add(a.as_fd(), Interest::READABLE, 1).unwrap();
+            drop(a);
+            let b = onto(fds::eventfd().unwrap(), num);
+            fds::fire(b.as_fd()).unwrap();
+            b
+        })
+        .join()
+        .unwrap();
+        let got = take_all(&mut p, &mut events);
+        assert!(
+            !got.contains(&1),
+            "{name}: the new fd polled under the old data: {got:?}"
+        );
+        p.control().delete(b.as_fd()).unwrap();
+        p.control().add(b.as_fd(), Interest::READABLE, 2).unwrap();
+        let got = take_all(&mut p, &mut events);
+        assert!(
+            !got.is_empty() && got.iter().all(|&d| d == 2),
+            "{name}: {got:?}"
+        );
+    }
+}
