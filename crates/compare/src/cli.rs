@@ -14,7 +14,7 @@ use crate::report;
 use crate::suite::{self, SuiteConfig};
 
 /// Measured rounds of a default run.
-pub const DEFAULT_ROUNDS: u64 = 400;
+pub const DEFAULT_ROUNDS: u64 = 250;
 /// Writers of the userpoll-series scenario unless `--writers` says otherwise.
 pub const SERIES_WRITERS: usize = 4;
 /// Measured rounds of the userpoll-series scenario (each fires every fd).
@@ -50,7 +50,7 @@ pub struct RunArgs {
     /// Fds fired per round (default 1000).
     #[arg(long)]
     pub active: Option<usize>,
-    /// Measured rounds per run (default 400).
+    /// Measured rounds per run (default 250).
     #[arg(long, conflicts_with = "duration")]
     pub rounds: Option<u64>,
     /// Measure each run for this long instead of a number of rounds (e.g. 2s, 500ms).
