@@ -48,7 +48,9 @@ const MAX_SQ_ENTRIES: u32 = 4096;
 #[derive(Debug, Default)]
 struct RegState {
     /// A request for the current key is in the kernel, or queued to go
-    /// there. False once a oneshot fired, or after repeated errors.
+    /// there (so delete must cancel it, and modify may update it in place).
+    /// False once a oneshot fired, while a re-arm waits for the take, and
+    /// after repeated errors.
     armed: bool,
     /// The request ended with an event still to hand out; it is re-armed
     /// at the take after the caller got that event, and counted here (re-arm
@@ -983,8 +985,16 @@ fn new_ring(profile: Profile, sq: u32, cq: u32, capacity: usize) -> io::Result<I
     Ok(ring)
 }
 
-/// A userpoll poller on io_uring multishot poll. See the crate
-/// documentation.
+/// A userpoll poller on io_uring multishot poll: the owner of the ring.
+///
+/// `Send`, not `Sync`: one thread takes events at a time. Control calls go
+/// through [`UringControl`] (from [`Poller::control`]) from any thread. With
+/// [`Profile::Defer`] the first thread that takes events becomes the ring's
+/// single issuer; taking events on another thread later rebuilds the ring
+/// there (every registration is kept and re-armed).
+///
+/// Dropping it closes the ring, which cancels every poll and releases every
+/// file it held; control handles that outlive it keep only the table.
 #[derive(Debug)]
 pub struct UringPoll {
     owner: Owner,
