@@ -415,17 +415,14 @@ pub fn run_one(id: &str, w: &Workload, fds: &FdSet) -> Outcome {
         r
     });
     out.backend_total_syscalls = (backend.stats() - first).syscalls();
-    if let Err(e) = result {
-        out.error = Some(e);
-    }
-    if let Some(e) = shared
+    // A writer's or consumer thread's error is the cause; the consumer's
+    // own ("the writers stopped") only follows from it.
+    let cause = shared
         .error
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .take()
-    {
-        out.error.get_or_insert(e);
-    }
+        .take();
+    out.error = cause.or(result.err());
     out.total_syscalls = out.backend_total_syscalls
         + shared.counts.writes.load(Ordering::Relaxed)
         + shared.counts.other.load(Ordering::Relaxed)

@@ -497,3 +497,44 @@ fn backends_lists_every_id_and_its_state() {
     }
     assert!(s.contains("available"), "{s}");
 }
+
+#[test]
+fn a_failed_run_is_printed_loudly_kept_in_the_json_and_exits_non_zero() {
+    // One pipe fired 70,000 times and never drained: its 64 KiB buffer
+    // fills, the writer cannot fire, the run delivers fewer events than
+    // expected.
+    let dir = tmp("fail");
+    let out = dir.join("out");
+    let o = compare(&[
+        "run",
+        "--fds",
+        "1",
+        "--active",
+        "1",
+        "--rounds",
+        "70000",
+        "--handler",
+        "none",
+        "--fd-kind",
+        "pipe",
+        "--backends",
+        "epoll-et",
+        "--reps",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("*** FAILED: epoll-et rep 0"), "{err}");
+    assert!(err.contains("use --handler read"), "{err}");
+    assert!(err.contains("1 run(s) FAILED"), "{err}");
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let r = &json["runs"][0];
+    assert_eq!(r["failed"], true, "{r:#}");
+    assert_ne!(r["events"], r["events_expected"]);
+    assert!(r["error"].as_str().unwrap().contains("full"), "{r:#}");
+    assert_eq!(json["failed_runs"], 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -95,9 +95,9 @@ impl Polling {
 impl Backend for Polling {
     fn add(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
         self.counters.incr(Counter::EpollCtl);
-        // SAFETY: polling requires the fd to stay open until deleted; the
-        // harness keeps every registered fd open for the life of the run and
-        // drops the poller (closing its epoll set) before closing any fd.
+        // The harness keeps every registered fd open for the life of the run
+        // and drops the poller (closing its epoll set) before closing any fd.
+        // SAFETY: so the fd stays open until deleted, as polling requires.
         unsafe {
             self.poller
                 .add(fd, polling::Event::readable(token as usize))?
