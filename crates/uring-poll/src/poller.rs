@@ -1160,7 +1160,17 @@ impl UringPoll {
             self.setup_flags(),
             self.sq_entries(),
             self.cq_entries()
-        )
+        ) + if self.uses_registered_ring_fd() {
+            " registered_ring_fd"
+        } else {
+            ""
+        }
+    }
+
+    /// Whether enters use a ring fd registered with the owner thread
+    /// (Defer, once the first take has enabled the ring).
+    pub fn uses_registered_ring_fd(&self) -> bool {
+        self.owner.registered.is_some()
     }
 }
 
