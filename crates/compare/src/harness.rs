@@ -154,8 +154,9 @@ pub fn new_histogram() -> Histogram<u64> {
 /// Gate value that starts the open-loop schedule.
 const OPEN: u32 = u32::MAX;
 /// Open loop: a writer spins rather than sleeps when its next fire is
-/// closer than this.
-const SPIN_NS: u64 = 100_000;
+/// closer than this (its timer slack is cut to 1 ns, so a sleep ends within
+/// a few microseconds of its deadline).
+const SPIN_NS: u64 = 10_000;
 /// How long one wait may block before the consumer looks at the clock.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 
@@ -256,6 +257,9 @@ impl Shared<'_> {
         let start = self.open_start.load(Ordering::Acquire);
         let fires = self.open_fires.load(Ordering::Acquire);
         let mut rng = Rng::new(self.w.seed ^ (w as u64 + 1).wrapping_mul(0x9e37_79b9));
+        // The default 50 us timer slack would make every sleep end late.
+        sys::set_timer_slack_ns(1);
+        self.counts.other.fetch_add(1, Ordering::Relaxed);
         let mut i = w as u64;
         while i < fires {
             if self.stop.load(Ordering::Relaxed) {
@@ -263,8 +267,7 @@ impl Shared<'_> {
             }
             let at = start + (i as f64 * 1e9 / rate) as u64;
             // Sleep when the next fire is far off; spin the last stretch (a
-            // sleep overshoots by tens of microseconds on a VM, which at high
-            // rates would put every fire behind its schedule).
+            // sleep still overshoots by a few microseconds on a VM).
             let now = now_ns();
             if now + SPIN_NS < at {
                 let calls = sys::sleep_until_ns(at - SPIN_NS);

@@ -280,12 +280,16 @@ pub fn summary_text(results: &Results) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} fds ({}), {} fired per round, {} measured rounds, handler {}, {} writer(s), {} \
+        "{} fds ({}), {} fired per round, {}, handler {}, {} writer(s), {} \
          consumer(s){}, {} rep(s); medians (± half the range)",
         w.fds,
         results.config.fd_kind.name(),
         w.active,
-        results.runs.first().map_or(w.rounds, |r| r.outcome.rounds),
+        match (w.duration, w.rate) {
+            (Some(d), None) => format!("rounds for {d:?}"),
+            (Some(d), Some(_)) => format!("fires over {d:?}"),
+            (None, _) => format!("{} measured rounds", w.rounds),
+        },
         w.handler.name(),
         w.writers,
         w.consumers,

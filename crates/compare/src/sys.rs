@@ -78,6 +78,13 @@ pub fn sleep_until_ns(deadline_ns: u64) -> u64 {
     }
 }
 
+/// Sets the calling thread's timer slack (how late the kernel may end its
+/// sleeps to batch wake-ups; 50 us by default). One `prctl` call.
+pub fn set_timer_slack_ns(ns: u64) {
+    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and touches no memory.
+    let _ = syscall!(prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0));
+}
+
 /// Blocks while `*word == expected`, at most `timeout_ns` (one `futex`
 /// call). Spurious returns are fine: callers re-check their condition.
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout_ns: u64) {

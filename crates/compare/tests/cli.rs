@@ -165,6 +165,31 @@ fn open_loop_and_scenarios_deliver_what_was_fired() {
     assert_eq!(json["runs"][0]["events_expected"], 100);
     assert_eq!(json["runs"][0]["rate"], 20000.0);
 
+    let (json, _) = run_ok(
+        "duration",
+        &[
+            "--fds",
+            "100",
+            "--active",
+            "10",
+            "--duration",
+            "100ms",
+            "--reps",
+            "1",
+            "--backends",
+            "floor,epoll-et,uring-raw",
+        ],
+    );
+    assert_every_run_delivered(&json, "--duration");
+    for r in json["runs"].as_array().unwrap() {
+        let rounds = r["rounds"].as_u64().unwrap();
+        assert!(
+            rounds > 0 && r["events_expected"].as_u64() == Some(rounds * 10),
+            "{r:#}"
+        );
+        assert!(r["wall_ns"].as_u64().unwrap() >= 100_000_000, "{r:#}");
+    }
+
     let (json, o) = run_ok(
         "consumers",
         &[
