@@ -199,42 +199,62 @@ fn publish_two_producers(c: &mut Criterion) {
     let helper = Helper::new();
 
     // Each round the main thread publishes slots [0, n/2) and the helper
-    // [n/2, n), all idle items, at the same time. The clock runs from the
-    // go signal until both are done, so one iteration is the wall time per
-    // publish of the pair (the inverse of their combined throughput); the
-    // two contend on the producers' counter and on `tail`.
+    // [n/2, n) at the same time. The clock runs from the go signal until
+    // both are done, so one iteration is the wall time per publish of the
+    // pair (the inverse of their combined throughput).
+    //
+    // `queued`: every item is idle, so the two contend on the producers'
+    // counter and on `tail`. `coalesced`: every item is queued already, so
+    // they share nothing but the cache line at the boundary of their
+    // halves; it shows what the harness itself costs and how two producers
+    // scale when they do not contend.
     thread::scope(|s| {
         let worker = s.spawn(|| helper.run(&ring, &generations));
         let mut round = 0u64;
-        group.bench_function("2_producers/queued", |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for n in rounds(iters) {
-                    round += 1;
-                    let split = n / 2;
-                    helper.split.store(split, Ordering::Relaxed);
-                    helper.len.store(n, Ordering::Relaxed);
-                    helper.ready.store(round, Ordering::Release);
-                    worker.thread().unpark();
-                    wait_for(&helper.armed, round);
-
-                    let start = Instant::now();
-                    helper.go.store(round, Ordering::Release);
-                    for slot in 0..split as u32 {
-                        black_box(ring.publish(
-                            black_box(slot),
-                            generations[slot as usize],
-                            black_box(IN),
-                        ));
-                    }
-                    wait_for(&helper.done, round);
-                    total += start.elapsed();
-
-                    take_all(&ring, n);
+        for queued in [true, false] {
+            if !queued {
+                for slot in 0..CAPACITY as u32 {
+                    let p = ring.publish(slot, generations[slot as usize], IN);
+                    assert_eq!(p, Publish::Queued);
                 }
-                total
-            })
-        });
+            }
+            let name = if queued { "queued" } else { "coalesced" };
+            group.bench_function(format!("2_producers/{name}"), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for n in rounds(iters) {
+                        round += 1;
+                        let split = n / 2;
+                        helper.split.store(split, Ordering::Relaxed);
+                        helper.len.store(n, Ordering::Relaxed);
+                        helper.ready.store(round, Ordering::Release);
+                        worker.thread().unpark();
+                        wait_for(&helper.armed, round);
+
+                        let start = Instant::now();
+                        helper.go.store(round, Ordering::Release);
+                        for slot in 0..split as u32 {
+                            black_box(ring.publish(
+                                black_box(slot),
+                                generations[slot as usize],
+                                black_box(IN),
+                            ));
+                        }
+                        wait_for(&helper.done, round);
+                        total += start.elapsed();
+
+                        if queued {
+                            take_all(&ring, n);
+                        } else {
+                            let pending = ring.pending().expect("an intact ring");
+                            assert_eq!(pending, CAPACITY as u32);
+                        }
+                    }
+                    total
+                })
+            });
+        }
+        take_all(&ring, CAPACITY);
         helper.stop.store(true, Ordering::Release);
         worker.thread().unpark();
     });
