@@ -15,12 +15,15 @@
 //! A factory that fails with ENOSYS, EPERM or EOPNOTSUPP (the backend is not
 //! available on this kernel) makes each test print why and return; set
 //! `USERPOLL_REQUIRE_BACKEND=1` to make that a failure instead.
+//!
+//! S14 counts the process's fds and threads, which other tests of the same
+//! binary change; it re-runs itself alone in a child process.
 
 use std::collections::HashSet;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -100,19 +103,6 @@ pub mod fds {
         // SAFETY: plain system call with no pointers.
         syscall!(shutdown(fd.as_raw_fd(), libc::SHUT_WR)).map(drop)
     }
-}
-
-static EXCLUSIVE: RwLock<()> = RwLock::new(());
-
-/// Held by every test but S14, which takes the write side so that it counts
-/// the process's fds and threads while no other test changes them.
-pub fn shared() -> RwLockReadGuard<'static, ()> {
-    EXCLUSIVE.read().unwrap_or_else(|e| e.into_inner())
-}
-
-/// See [`shared`].
-pub fn exclusive() -> RwLockWriteGuard<'static, ()> {
-    EXCLUSIVE.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Builds a poller, or returns `None` after saying why the backend is not
@@ -267,7 +257,6 @@ macro_rules! setup {
 /// S1: after `add`, a registration keeps delivering events with no action by
 /// the caller after each event.
 pub fn s01_persistent_registration<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
-    let _g = shared();
     let mut h = setup!("s01", new, 8);
     let efd = fds::eventfd().unwrap();
     let (r, w) = fds::pipe().unwrap();
@@ -292,7 +281,6 @@ pub fn s01_persistent_registration<P: Poller>(new: &dyn Fn(usize) -> io::Result<
 /// holds the fired bits, for many registrations and fires from another
 /// thread.
 pub fn s02_edge_delivery_at_least_once<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
-    let _g = shared();
     const N: usize = 64;
     let mut h = setup!("s02", new, N + 2);
     let efds: Vec<OwnedFd> = (0..N).map(|_| fds::eventfd().unwrap()).collect();
@@ -342,7 +330,6 @@ pub fn s02_edge_delivery_at_least_once<P: Poller>(new: &dyn Fn(usize) -> io::Res
 /// one event with the OR of their masks; no call returns two events for one
 /// registration (checked on every call by [`Harness`]).
 pub fn s03_coalescing<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
-    let _g = shared();
     let mut h = setup!("s03", new, 40);
     let efd = fds::eventfd().unwrap();
     h.control().add(efd.as_fd(), Interest::READABLE, 7).unwrap();
@@ -410,7 +397,6 @@ pub fn s03_coalescing<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
 /// S4: an fd that is ready when `add` or `modify` returns gets an event
 /// without a further fire.
 pub fn s04_readiness_at_arm_time<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
-    let _g = shared();
     let mut h = setup!("s04", new, 8);
     let efd = fds::eventfd().unwrap();
     fds::fire(efd.as_fd()).unwrap();
@@ -436,7 +422,6 @@ pub fn s04_readiness_at_arm_time<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>
 /// the old data, even when the kernel had queued one already; also with
 /// fires racing from another thread and fd numbers reused.
 pub fn s05_no_event_after_delete<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
-    let _g = shared();
     let mut h = setup!("s05", new, 8);
     // Queued, then deleted before the take.
     let efd = fds::eventfd().unwrap();
@@ -534,7 +519,6 @@ pub fn s05_no_event_after_delete<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>
 /// S6: after `modify` returns, events use the new interest and data;
 /// modify of an unregistered fd fails with ENOENT.
 pub fn s06_modify<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
-    let _g = shared();
     let mut h = setup!("s06", new, 8);
     let (a, b) = fds::socketpair().unwrap();
     h.control().add(a.as_fd(), Interest::READABLE, 1).unwrap();
@@ -589,7 +573,6 @@ pub fn s06_modify<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
 /// S7: a oneshot registration delivers at most one event, then stays silent
 /// until `modify` re-arms it.
 pub fn s07_oneshot<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
-    let _g = shared();
     let mut h = setup!("s07", new, 8);
     let efd = fds::eventfd().unwrap();
     h.control()
@@ -626,7 +609,6 @@ pub fn s07_oneshot<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
 /// S8: `add` beyond the capacity fails with ENOSPC and changes nothing;
 /// after a delete there is room again.
 pub fn s08_fixed_capacity<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
-    let _g = shared();
     let mut h = setup!("s08", new, 4);
     assert_eq!(h.poller.capacity(), 4);
     let efds: Vec<OwnedFd> = (0..5).map(|_| fds::eventfd().unwrap()).collect();
@@ -656,7 +638,6 @@ pub fn s08_fixed_capacity<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
 
 /// S9: EBADF, EEXIST, ENOENT, EINVAL, each leaving the poller unchanged.
 pub fn s09_errors_change_nothing<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
-    let _g = shared();
     let mut h = setup!("s09", new, 4);
     let efd = fds::eventfd().unwrap();
     h.control().add(efd.as_fd(), Interest::READABLE, 1).unwrap();
@@ -717,7 +698,6 @@ pub fn s09_errors_change_nothing<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>
 /// registration fired gets an event, burst after burst, with a small
 /// events buffer.
 pub fn s10_no_loss_under_bursts<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
-    let _g = shared();
     const N: usize = 2048;
     let Some(p) = make("s10", new, N) else { return };
     let mut h = Harness::new(p, 64);
@@ -745,7 +725,6 @@ pub fn s10_no_loss_under_bursts<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>)
 /// S11: `add`, `modify` and `delete` from another thread take effect while
 /// the consumer is blocked in `wait`, without it waking by itself.
 pub fn s11_control_from_any_thread<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
-    let _g = shared();
     let mut h = setup!("s11", new, 8);
     let efd = Arc::new(fds::eventfd().unwrap());
     fds::fire(efd.as_fd()).unwrap();
@@ -854,7 +833,6 @@ pub fn s11_control_from_any_thread<P: Poller>(new: &dyn Fn(usize) -> io::Result<
 /// pending, blocks until the timeout otherwise and then returns 0;
 /// `wait(Some(0))` behaves as `poll`.
 pub fn s12_non_blocking_take<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
-    let _g = shared();
     let mut h = setup!("s12", new, 8);
     let efd = fds::eventfd().unwrap();
     h.control().add(efd.as_fd(), Interest::READABLE, 1).unwrap();
@@ -904,13 +882,16 @@ pub fn s12_non_blocking_take<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
 /// (`add` gives EEXIST) until `delete`, after which the number registers
 /// afresh.
 pub fn s13_closing_a_registered_fd<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
-    let _g = shared();
     let mut h = setup!("s13", new, 8);
     let a = fds::eventfd().unwrap();
     let num = a.as_raw_fd();
     h.control().add(a.as_fd(), Interest::READABLE, 1).unwrap();
     fds::fire(a.as_fd()).unwrap();
     h.expect(1, "before close");
+    // Drained, so the old file has nothing to report: under io_uring the
+    // poll request keeps the closed file alive, and a backend that re-arms
+    // a still-readable file would report it again, legitimately (S13).
+    fds::drain(a.as_fd()).unwrap();
     drop(a);
     // Put a new eventfd at the same number.
     let b = fds::eventfd().unwrap();
@@ -942,8 +923,49 @@ pub fn s13_closing_a_registered_fd<P: Poller>(new: &dyn Fn(usize) -> io::Result<
 
 /// S14: dropping a poller (and every control handle) with armed, fired
 /// registrations releases every fd and thread it made.
+///
+/// The fd and thread counts of a test process change whenever libtest runs
+/// another test, so the check runs in a child: the test binary started again
+/// with only this test selected (libtest names each test's thread after the
+/// test, which gives the filter).
 pub fn s14_clean_drop<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
-    let _g = exclusive();
+    const CHILD: &str = "USERPOLL_S14_CHILD";
+    let name = thread::current().name().map(str::to_owned);
+    match name {
+        Some(name) if std::env::var_os(CHILD).is_none() && name != "main" => {
+            let exe = std::env::current_exe().expect("current_exe");
+            let out = std::process::Command::new(exe)
+                .args([name.as_str(), "--exact", "--test-threads=1", "--nocapture"])
+                .env(CHILD, "1")
+                .output()
+                .expect("start the test binary again for s14");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.status.success(),
+                "s14 in a child process failed:\n{text}"
+            );
+            assert!(
+                text.contains("1 passed"),
+                "the child ran no test named {name}:\n{text}"
+            );
+            eprint!(
+                "{}",
+                text.lines()
+                    .filter(|l| l.starts_with("SKIPPED"))
+                    .map(|l| format!("{l}\n"))
+                    .collect::<String>()
+            );
+        }
+        // In the child, or where the test has no name to select it by.
+        _ => s14_in_this_process(new),
+    }
+}
+
+fn s14_in_this_process<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
     let efds: Vec<OwnedFd> = (0..1000).map(|_| fds::eventfd().unwrap()).collect();
     let fds_before = crate::sys::open_fd_count().unwrap();
     let threads_before = thread_count();
