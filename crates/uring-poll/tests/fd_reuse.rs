@@ -6,11 +6,21 @@
 mod common;
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use uring_poll::UringPoll;
 use userpoll::conformance::fds;
 use userpoll::{Control, Events, Interest, Poller};
+
+/// The tests here close fds and put new ones at the same numbers; run in
+/// parallel, one test's new fd could land on a number another test is about
+/// to `dup3` onto. Each test holds this for its whole run.
+static FD_NUMBERS: Mutex<()> = Mutex::new(());
+
+fn numbers() -> MutexGuard<'static, ()> {
+    FD_NUMBERS.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// `fd` moved to number `num` (closed), so the number is surely reused.
 fn onto(fd: OwnedFd, num: i32) -> OwnedFd {
@@ -39,6 +49,7 @@ fn take_all(p: &mut UringPoll, events: &mut Events) -> Vec<u64> {
 
 #[test]
 fn s05_fd_number_reused_after_delete_and_close_delivers_only_the_new_registration() {
+    let _numbers = numbers();
     for (name, profile, rearm) in common::variants() {
         let b = UringPoll::builder().profile(profile).rearm(rearm);
         let Some(mut p) = common::make(&name, b.build(8)) else {
@@ -86,6 +97,7 @@ fn s05_fd_number_reused_after_delete_and_close_delivers_only_the_new_registratio
 
 #[test]
 fn s13_close_without_delete_never_reports_the_new_fd_under_the_old_data() {
+    let _numbers = numbers();
     for (name, profile, rearm) in common::variants() {
         let b = UringPoll::builder().profile(profile).rearm(rearm);
         let Some(mut p) = common::make(&name, b.build(8)) else {
@@ -134,6 +146,7 @@ fn s13_close_without_delete_never_reports_the_new_fd_under_the_old_data() {
 /// new file under the old data.
 #[test]
 fn s13_close_and_reuse_right_after_a_cross_thread_add_polls_the_added_file() {
+    let _numbers = numbers();
     for (name, profile, rearm) in common::variants() {
         let b = UringPoll::builder().profile(profile).rearm(rearm);
         let Some(mut p) = common::make(&name, b.build(8)) else {
