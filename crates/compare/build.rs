@@ -5,7 +5,16 @@ fn main() {
     let lock = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock");
     println!("cargo:rerun-if-changed={}", lock.display());
     let text = std::fs::read_to_string(&lock).unwrap_or_default();
-    let wanted = ["io-uring", "mio", "polling", "hdrhistogram", "libc"];
+    let wanted = [
+        "io-uring",
+        "mio",
+        "polling",
+        "hdrhistogram",
+        "libc",
+        "userpoll",
+        "epoll-ring",
+        "uring-poll",
+    ];
     let mut found = Vec::new();
     let mut name = None;
     for line in text.lines() {
