@@ -120,7 +120,7 @@ fn percentile_label(x: f64) -> String {
 pub fn cpu(sums: &[BackendSummary], path: &Path) -> io::Result<()> {
     let good: Vec<&BackendSummary> = sums.iter().filter(|b| b.failed < b.runs).collect();
     let n = good.len().max(1);
-    let floor = good.iter().find(|b| b.id == "floor").map(|b| b.cpu_ns.0);
+    let floor = good.iter().copied().find(|b| b.id == "floor");
     let xmax = good.iter().map(|b| b.cpu_ns_range.1).fold(1.0, f64::max) * 1.25;
     let height = 120 + 36 * n as u32;
     let root = SVGBackend::new(path, (960, height)).into_drawing_area();
@@ -143,7 +143,7 @@ pub fn cpu(sums: &[BackendSummary], path: &Path) -> io::Result<()> {
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .x_desc("CPU ns / event (label: median, and its ratio to floor)")
+        .x_desc("CPU ns / event (label: median, and the median per-repetition ratio to floor)")
         .y_labels(n)
         .y_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) => ids.get(*i).cloned().unwrap_or_default(),
@@ -172,9 +172,9 @@ pub fn cpu(sums: &[BackendSummary], path: &Path) -> io::Result<()> {
                 BLACK.stroke_width(2),
             )))
             .map_err(plot_err)?;
-        let label = match floor {
-            Some(f) if f > 0.0 => format!("{:.0} ({:.2}x)", b.cpu_ns.0, b.cpu_ns.0 / f),
-            _ => format!("{:.0}", b.cpu_ns.0),
+        let label = match crate::report::ratio(Some(b), floor) {
+            Some(r) => format!("{:.0} ({r:.2}x)", b.cpu_ns.0),
+            None => format!("{:.0}", b.cpu_ns.0),
         };
         chart
             .draw_series(std::iter::once(Text::new(

@@ -211,6 +211,8 @@ pub struct BackendSummary {
     pub rearms: f64,
     /// Minimum and maximum CPU ns/event over the good runs.
     pub cpu_ns_range: (f64, f64),
+    /// CPU ns/event of each good run, with its repetition.
+    pub cpu_by_rep: Vec<(usize, f64)>,
     /// Latency of every good run merged (ns).
     pub latency: Histogram<u64>,
 }
@@ -245,19 +247,28 @@ pub fn summarize(results: &Results) -> Vec<BackendSummary> {
                 cpus.iter().copied().fold(f64::INFINITY, f64::min),
                 cpus.iter().copied().fold(0.0, f64::max),
             ),
+            cpu_by_rep: good.iter().zip(&cpus).map(|(r, &c)| (r.rep, c)).collect(),
             latency,
         });
     }
     out
 }
 
-fn ratio(a: Option<&BackendSummary>, b: Option<&BackendSummary>) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) if a.failed < a.runs && b.failed < b.runs && b.cpu_ns.0 > 0.0 => {
-            Some(a.cpu_ns.0 / b.cpu_ns.0)
-        }
-        _ => None,
-    }
+/// CPU ns/event of `a` as a multiple of `b`'s: the median, over the
+/// repetitions both completed, of the ratio within each repetition. The
+/// two ran back to back there, so the machine's drift between repetitions
+/// (which the absolute medians carry) cancels.
+pub fn ratio(a: Option<&BackendSummary>, b: Option<&BackendSummary>) -> Option<f64> {
+    let (a, b) = (a?, b?);
+    let pairs: Vec<f64> = a
+        .cpu_by_rep
+        .iter()
+        .filter_map(|&(rep, x)| {
+            let y = b.cpu_by_rep.iter().find(|(r, _)| *r == rep)?.1;
+            (y > 0.0).then_some(x / y)
+        })
+        .collect();
+    median_spread(pairs).map(|(m, _)| m)
 }
 
 fn scenario_note(results: &Results) -> String {
@@ -281,7 +292,8 @@ pub fn summary_text(results: &Results) -> String {
     let _ = writeln!(
         s,
         "{} fds ({}), {} fired per round, {}, handler {}, {} writer(s), {} \
-         consumer(s){}, {} rep(s); medians (± half the range)",
+         consumer(s){}, {} rep(s); medians (± half the range); x columns: median of the \
+         ratios within each repetition",
         w.fds,
         results.config.fd_kind.name(),
         w.active,
@@ -407,6 +419,36 @@ pub fn write_json(results: &Results, path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn summary(id: &str, cpu_by_rep: &[(usize, f64)]) -> BackendSummary {
+        BackendSummary {
+            id: id.into(),
+            runs: cpu_by_rep.len(),
+            failed: 0,
+            events_per_sec: (0.0, 0.0),
+            cpu_ns: median_spread(cpu_by_rep.iter().map(|c| c.1).collect()).unwrap(),
+            consumer_cpu_ns: (0.0, 0.0),
+            syscalls: 0.0,
+            rearms: 0.0,
+            cpu_ns_range: (0.0, 0.0),
+            cpu_by_rep: cpu_by_rep.to_vec(),
+            latency: new_histogram(),
+        }
+    }
+
+    #[test]
+    fn ratios_pair_runs_of_the_same_repetition() {
+        // The machine slowed down in rep 2 and sped up in rep 1: per-rep
+        // ratios are 3, 0.5 and 2 (median 2) while the ratio of the medians
+        // (10 / 20) would say 0.5.
+        let a = summary("a", &[(0, 3.0), (1, 10.0), (2, 100.0)]);
+        let b = summary("b", &[(0, 1.0), (1, 20.0), (2, 50.0)]);
+        assert_eq!(ratio(Some(&a), Some(&b)), Some(2.0));
+        // A repetition that failed for one of them is left out.
+        let c = summary("c", &[(0, 1.0), (2, 50.0)]);
+        assert_eq!(ratio(Some(&a), Some(&c)), Some(2.5));
+        assert_eq!(ratio(Some(&a), None), None);
+    }
 
     #[test]
     fn median_and_spread() {
