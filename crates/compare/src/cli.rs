@@ -14,7 +14,7 @@ use crate::report;
 use crate::suite::{self, SuiteConfig};
 
 /// Measured rounds of a default run.
-pub const DEFAULT_ROUNDS: u64 = 250;
+pub const DEFAULT_ROUNDS: u64 = crate::harness::DEFAULT_ROUNDS;
 /// Writers of the userpoll-series scenario unless `--writers` says otherwise.
 pub const SERIES_WRITERS: usize = 4;
 /// Measured rounds of the userpoll-series scenario (each fires every fd).

@@ -83,6 +83,33 @@ pub struct Workload {
     pub stall: Duration,
 }
 
+/// Measured rounds of a default run: 75 runs of the default suite stay
+/// well under 3 minutes on a busy 2-vCPU machine.
+pub const DEFAULT_ROUNDS: u64 = 250;
+
+impl Default for Workload {
+    /// The default of `compare run`: 10,000 fds, 1,000 fired per round, 250
+    /// measured rounds after 25 warm-up rounds, handler read, one writer,
+    /// one consumer, closed loop.
+    fn default() -> Workload {
+        Workload {
+            fds: 10_000,
+            active: 1_000,
+            rounds: DEFAULT_ROUNDS,
+            duration: None,
+            handler: Handler::Read,
+            writers: 1,
+            consumers: 1,
+            rate: None,
+            own_fd: false,
+            churn: 0,
+            seed: 1,
+            warmup_rounds: 25,
+            stall: Duration::from_secs(5),
+        }
+    }
+}
+
 impl Workload {
     /// Sources the run needs: fired fds plus the churn pool.
     pub fn sources(&self) -> usize {

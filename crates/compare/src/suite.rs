@@ -1,6 +1,28 @@
 //! A suite: several backends, several repetitions, interleaved (A B C A B
 //! C ...) over one set of fds, with the environment they ran in. This is
 //! the library entry point the CLI and the CI gate call: [`run_suite`].
+//!
+//! ```
+//! use compare::fds::FdKind;
+//! use compare::harness::Workload;
+//! use compare::report;
+//! use compare::suite::{run_suite, SuiteConfig};
+//!
+//! let cfg = SuiteConfig {
+//!     backends: vec!["floor".into(), "epoll-et".into()],
+//!     workload: Workload { fds: 64, active: 8, rounds: 4, warmup_rounds: 1, ..Workload::default() },
+//!     fd_kind: FdKind::Eventfd,
+//!     reps: 2,
+//!     scenario: None,
+//!     progress: false,
+//! };
+//! let results = run_suite(&cfg, |_| {}).unwrap();
+//! assert_eq!(results.failed().count(), 0);
+//! let sums = report::summarize(&results);
+//! let et = sums.iter().find(|s| s.id == "epoll-et");
+//! let floor = sums.iter().find(|s| s.id == "floor");
+//! assert!(report::ratio(et, floor).unwrap() > 0.0);
+//! ```
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal};
