@@ -3,8 +3,6 @@
 //! level-triggered backend for exactly this reason; the library does not,
 //! which lets this test produce a real failure with a real kernel.
 
-use std::time::Duration;
-
 use compare::fds::FdKind;
 use compare::harness::{Handler, Workload};
 use compare::report;
@@ -18,16 +16,9 @@ fn level_triggered_without_draining_fails_and_is_reported_as_failed() {
             fds: 20,
             active: 5,
             rounds: 3,
-            duration: None,
             handler: Handler::None,
-            writers: 1,
-            consumers: 1,
-            rate: None,
-            own_fd: false,
-            churn: 0,
-            seed: 1,
             warmup_rounds: 1,
-            stall: Duration::from_secs(5),
+            ..Workload::default()
         },
         fd_kind: FdKind::Eventfd,
         reps: 1,
