@@ -47,11 +47,15 @@ const MAX_SQ_ENTRIES: u32 = 4096;
 /// What the table keeps per registration besides fd, interest and data.
 #[derive(Debug, Default)]
 struct RegState {
-    /// A request for the current key is in the kernel, or queued to go
-    /// there (so delete must cancel it, and modify may update it in place).
-    /// False once a oneshot fired, while a re-arm waits for the take, and
-    /// after repeated errors.
+    /// The registration should have a request in the kernel: one is there
+    /// or an op or re-arm will put it there. False once a oneshot fired,
+    /// while a re-arm waits for the take, and after repeated errors.
     armed: bool,
+    /// The owner has queued a POLL_ADD (or update) for this registration
+    /// whose request has not ended yet as far as the owner knows: delete
+    /// must cancel it, and modify may update it in place. False while the
+    /// first POLL_ADD still waits in the op queue.
+    in_ring: bool,
     /// The request ended with an event still to hand out; it is re-armed
     /// at the take after the caller got that event, and counted here (re-arm
     /// mode, or a request a CQ overflow ended).
@@ -70,10 +74,16 @@ enum Op {
     Update { old: Key, new: Key },
     /// ASYNC_CANCEL of the request of this key.
     Cancel(Key),
-    /// Defer, from a thread that may not touch the ring: install this
-    /// file (a duplicate of the caller's fd, made in `add`, closed once
-    /// installed) in the key's fixed-file slot.
-    Install(Key, OwnedFd),
+    /// Defer, from a thread that may not touch the ring: install `file` (a
+    /// duplicate of the caller's fd `fd`, made in `add`, closed once
+    /// installed) in fixed-file `slot`, if the registration `serial` (which
+    /// may have been modified since) still holds the slot.
+    Install {
+        slot: u32,
+        serial: u64,
+        fd: RawFd,
+        file: OwnedFd,
+    },
     /// Defer: empty this fixed-file slot, unless a newer registration has
     /// taken it meanwhile (its own install replaces the file).
     Clear(u32),
@@ -94,8 +104,12 @@ struct Shared {
     /// Defer: the thread the ring is enabled on. From then on only that
     /// thread may update the fixed-file table, so other threads queue it.
     enabled_on: Option<ThreadId>,
-    /// Per slot: a registration holds it (so a queued `Clear` is void).
-    occupied: Vec<bool>,
+    /// Per slot: the serial of the registration that holds it, 0 if free.
+    /// A serial names one `add` across its modifies (keys change on
+    /// modify); a queued `Install` or `Clear` checks it.
+    serial: Vec<u64>,
+    /// The last serial given.
+    last_serial: u64,
 }
 
 impl Shared {
@@ -241,7 +255,9 @@ impl Control for UringControl {
             ..RegState::default()
         };
         let key = g.table.insert(raw, interest, data, state)?;
-        g.occupied[key.slot()] = true;
+        g.last_serial += 1;
+        let serial = g.last_serial;
+        g.serial[key.slot()] = serial;
         if inline {
             // Install the file now, before add returns: whatever the caller
             // does with the fd number afterwards, the poll reaches this file
@@ -249,12 +265,17 @@ impl Control for UringControl {
             c.incr(Counter::OtherSyscall);
             if let Err(e) = files_update(g.ring_fd, key.slot(), raw) {
                 g.table.remove(raw).expect("just inserted");
-                g.occupied[key.slot()] = false;
+                g.serial[key.slot()] = 0;
                 return Err(e);
             }
             g.pending.push(Op::Arm(key));
         } else if let Some(dup) = dup {
-            g.pending.push(Op::Install(key, dup));
+            g.pending.push(Op::Install {
+                slot: key.slot() as u32,
+                serial,
+                fd: raw,
+                file: dup,
+            });
             g.pending.push(Op::Arm(key));
         }
         self.inner.finish(g);
@@ -279,15 +300,17 @@ impl Control for UringControl {
         debug_assert_eq!(new.generation(), old.generation().wrapping_add(1));
         // In place only from multishot to multishot: an update cannot turn
         // a one-shot poll into a multishot one or back.
+        // (A POLL_ADD still in the op queue is simply skipped as stale and
+        // replaced by one for the new key.)
         let in_place = !self.inner.rearm_mode
             && !old_interest.is_oneshot()
             && !interest.is_oneshot()
-            && reg.extra.armed;
+            && reg.extra.in_ring;
         if !*closed {
             if in_place {
                 pending.push(Op::Update { old, new });
             } else {
-                if reg.extra.armed {
+                if reg.extra.in_ring {
                     pending.push(Op::Cancel(old));
                 }
                 pending.push(Op::Arm(new));
@@ -295,6 +318,7 @@ impl Control for UringControl {
         }
         reg.extra = RegState {
             armed: true,
+            in_ring: in_place,
             ..RegState::default()
         };
         self.inner.finish(g);
@@ -305,9 +329,9 @@ impl Control for UringControl {
         let raw = fd.as_raw_fd();
         let mut g = self.inner.lock();
         let reg = g.table.remove(raw)?;
-        g.occupied[reg.key.slot()] = false;
+        g.serial[reg.key.slot()] = 0;
         if !g.closed {
-            if reg.extra.armed {
+            if reg.extra.in_ring {
                 g.pending.push(Op::Cancel(reg.key));
             }
             let slot = reg.key.slot();
@@ -365,6 +389,8 @@ struct Owner {
     queued_sqes: u64,
     /// Defer: the index of the ring fd registered with `thread`.
     registered: Option<u32>,
+    /// An in-place update waits in the SQ (or backlog).
+    update_queued: bool,
 }
 
 /// `io_uring_register` op codes for registered ring fds.
@@ -527,10 +553,20 @@ impl Owner {
         self.ring.submission().need_wakeup()
     }
 
+    /// `fill_sq` for an enter that submits: what it hands over includes
+    /// any queued update.
+    fn submitted(&mut self) -> u32 {
+        let n = self.fill_sq();
+        if self.backlog.is_empty() {
+            self.update_queued = false;
+        }
+        n
+    }
+
     /// Hands every queued SQE to the kernel without waiting.
     fn submit(&mut self, c: &Counters) -> io::Result<()> {
         loop {
-            let n = self.fill_sq();
+            let n = self.submitted();
             if n == 0 {
                 return Ok(());
             }
@@ -562,7 +598,7 @@ impl Owner {
 
     /// Submits what is queued and blocks until a completion or `timeout`.
     fn enter_wait(&mut self, timeout: Option<Duration>, c: &Counters) -> io::Result<()> {
-        let n = self.fill_sq();
+        let n = self.submitted();
         let mut flags = EnterFlags::GETEVENTS;
         if self.is_sqpoll() && self.sq_needs_wakeup() {
             flags |= EnterFlags::SQ_WAKEUP;
@@ -588,8 +624,17 @@ impl Owner {
     /// completions per enter, so asking for `want` completions with a zero
     /// timeout runs up to `want` of them in one call (and returns -ETIME
     /// when fewer were pending) instead of one call per 20.
+    ///
+    /// Defer with an in-place update queued: run the pending completion
+    /// work *without* submitting. Submitted first, the update would find
+    /// the poll's completion work pending and be refused (-EALREADY), and
+    /// cost a cancel and a new POLL_ADD; the SQ goes with the next enter.
     fn run_taskrun(&mut self, want: usize, c: &Counters) -> io::Result<()> {
-        let n = self.fill_sq();
+        let n = if self.profile == Profile::Defer && self.update_queued {
+            0
+        } else {
+            self.submitted()
+        };
         let (min_complete, timeout) = if self.profile == Profile::Defer {
             (
                 want.clamp(1, u32::MAX as usize) as u32,
@@ -618,6 +663,7 @@ impl Owner {
             reg.key,
         ));
         reg.extra.armed = true;
+        reg.extra.in_ring = true;
     }
 
     /// Multishot POLL_ADD of the wake-up eventfd.
@@ -631,7 +677,7 @@ impl Owner {
             table,
             pending,
             ring_fd,
-            occupied,
+            serial: holder,
             ..
         } = g;
         for op in pending.drain(..) {
@@ -650,16 +696,27 @@ impl Owner {
                 Op::Update { old, new } => {
                     let mask = table.get(new).map_or(bits::IN, |r| r.interest.mask());
                     self.queue_sqe(sqe::poll_update(old, new, mask));
+                    self.update_queued = true;
                 }
                 Op::Cancel(key) => self.queue_sqe(sqe::cancel(key)),
-                Op::Install(key, file) => {
-                    if let Some(reg) = table.get_mut(key) {
+                Op::Install {
+                    slot,
+                    serial,
+                    fd,
+                    file,
+                } => {
+                    // Not by key: a modify since the add changed the key,
+                    // not the file.
+                    if holder[slot as usize] == serial {
                         c.incr(Counter::OtherSyscall);
-                        if files_update(*ring_fd, key.slot(), file.as_raw_fd()).is_err() {
+                        if files_update(*ring_fd, slot as usize, file.as_raw_fd()).is_err() {
                             // Cannot happen for an open fd short of ENOMEM;
                             // tell the caller once, it should delete.
-                            reg.extra.armed = false;
-                            self.merge(key, bits::ERR | bits::HUP, c);
+                            if let Ok(reg) = table.by_fd_mut(fd) {
+                                let key = reg.key;
+                                reg.extra.armed = false;
+                                self.merge(key, bits::ERR | bits::HUP, c);
+                            }
                         }
                     }
                     // Closing the duplicate; the table holds the file now.
@@ -667,7 +724,7 @@ impl Owner {
                     drop(file);
                 }
                 Op::Clear(slot) => {
-                    if !occupied[slot as usize] {
+                    if holder[slot as usize] == 0 {
                         c.incr(Counter::OtherSyscall);
                         let _ = files_update(*ring_fd, slot as usize, -1);
                     }
@@ -765,6 +822,7 @@ impl Owner {
                     return;
                 }
                 reg.extra.armed = false;
+                reg.extra.in_ring = false;
                 if res > 0 && reg.interest.is_oneshot() {
                     return; // S7: silent until modify
                 }
@@ -927,26 +985,28 @@ impl Owner {
         self.backlog.clear();
         self.overflow_episode = false;
         self.overflow_rearm.clear();
+        self.update_queued = false;
         // The new ring's file table is empty: install every registration's
         // file again, from the duplicate a queued add still holds, else by
         // fd number (the one place that trusts the number to still name the
         // registered file; see docs/uring-poll.md). Queued ring work for the
         // old ring is void; every armed registration is armed afresh.
-        let mut dups: Vec<(Key, OwnedFd)> = Vec::new();
+        let mut dups: Vec<(u64, OwnedFd)> = Vec::new();
         for op in std::mem::take(&mut g.pending) {
-            if let Op::Install(key, file) = op {
-                dups.push((key, file));
+            if let Op::Install { serial, file, .. } = op {
+                dups.push((serial, file));
             }
         }
         let keys: Vec<Key> = g.table.iter().map(|r| r.key).collect();
         let ring_fd = g.ring_fd;
         for key in keys {
+            let holder = g.serial[key.slot()];
             let Some(reg) = g.table.get_mut(key) else {
                 continue;
             };
             let dup = dups
                 .iter()
-                .position(|(k, _)| *k == key)
+                .position(|(serial, _)| *serial == holder)
                 .map(|i| dups.swap_remove(i).1);
             let fd = dup.as_ref().map_or(reg.fd, |d| d.as_raw_fd());
             c.incr(Counter::OtherSyscall);
@@ -1073,7 +1133,8 @@ impl Builder {
                 closed: false,
                 ring_fd: ring.as_raw_fd(),
                 enabled_on: None,
-                occupied: vec![false; capacity],
+                serial: vec![0; capacity],
+                last_serial: 0,
             }),
             counters: Counters::new(),
             wake,
@@ -1098,6 +1159,7 @@ impl Builder {
             wake_fd,
             queued_sqes: 0,
             registered: None,
+            update_queued: false,
         };
         if self.profile != Profile::Defer {
             owner.arm_wake();

@@ -74,3 +74,52 @@ fn defer_poller_moved_between_threads_keeps_its_registrations() {
     drop(efd);
     assert_eq!(open_fd_count().unwrap(), fds_before);
 }
+
+/// Under Defer, an add from another thread is installed by the owner later;
+/// a modify (new key, same file) and a delete + add of the same slot queued
+/// before that must still leave the registration's own file installed.
+#[test]
+fn defer_cross_thread_add_then_modify_before_the_owner_runs_polls_the_file() {
+    use userpoll::Counter;
+    let b = UringPoll::builder().profile(Profile::Defer);
+    let Some(mut p) = common::make("defer", b.build(8)) else {
+        return;
+    };
+    let mut events = Events::with_capacity(8);
+    p.poll(&mut events).unwrap(); // this thread owns the ring
+    let efd = Arc::new(fds::eventfd().unwrap());
+    let other = Arc::new(fds::eventfd().unwrap());
+    for round in 0..10u64 {
+        let base = 10 * round;
+        let ctl = p.control().clone();
+        let (efd2, other2) = (efd.clone(), other.clone());
+        thread::spawn(move || {
+            ctl.add(efd2.as_fd(), Interest::READABLE, base + 1).unwrap();
+            ctl.modify(efd2.as_fd(), Interest::READABLE, base + 2)
+                .unwrap();
+            // Same slot again for another fd, then back.
+            ctl.delete(efd2.as_fd()).unwrap();
+            ctl.add(other2.as_fd(), Interest::READABLE, base + 3)
+                .unwrap();
+            ctl.delete(other2.as_fd()).unwrap();
+            ctl.add(efd2.as_fd(), Interest::READABLE, base + 4).unwrap();
+            ctl.modify(efd2.as_fd(), Interest::READABLE, base + 5)
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+        let before = p.stats();
+        fds::fire(efd.as_fd()).unwrap();
+        fds::fire(other.as_fd()).unwrap();
+        take(&mut p, base + 5);
+        let d = p.stats() - before;
+        assert_eq!(d.get(Counter::RearmKernelEnded), 0, "round {round}: {d:?}");
+        p.control().delete(efd.as_fd()).unwrap();
+        fds::drain(efd.as_fd()).unwrap();
+        fds::drain(other.as_fd()).unwrap();
+        let _ = p
+            .wait(&mut events, Some(Duration::from_millis(20)))
+            .unwrap();
+        assert!(events.is_empty(), "round {round}: {events:?}");
+    }
+}

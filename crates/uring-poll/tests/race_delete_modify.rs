@@ -16,6 +16,9 @@ use uring_poll::UringPoll;
 use userpoll::conformance::fds;
 use userpoll::{Control, Counter, Events, Interest, Poller};
 
+/// Iterations for the two profiles that bound the design (any thread may
+/// enter; only the owner may); the others run a fifth of that to keep the
+/// test within seconds.
 const ITERATIONS: u64 = 10_000;
 
 #[test]
@@ -25,6 +28,11 @@ fn s05_s06_delete_and_modify_racing_completions_never_deliver_stale_events() {
         let Some(mut p) = common::make(&name, b.build(16)) else {
             continue;
         };
+        let iterations = match (name.as_str(), rearm) {
+            ("default" | "defer", false) => ITERATIONS,
+            _ => ITERATIONS / 5,
+        };
+        let started = std::time::Instant::now();
         let efd = Arc::new(fds::eventfd().unwrap());
         // Every data below `retired` belongs to a registration deleted or
         // modified away before the store.
@@ -39,6 +47,9 @@ fn s05_s06_delete_and_modify_racing_completions_never_deliver_stale_events() {
                     fds::fire(efd.as_fd()).unwrap();
                     fds::drain(efd.as_fd()).unwrap();
                     fds::fire(efd.as_fd()).unwrap();
+                    // Two cores are shared by four busy threads here (five
+                    // with SQPOLL's kernel thread): let the others run.
+                    thread::yield_now();
                 }
             })
         };
@@ -48,7 +59,7 @@ fn s05_s06_delete_and_modify_racing_completions_never_deliver_stale_events() {
             thread::spawn(move || {
                 let mut data = 1;
                 ctl.add(efd.as_fd(), Interest::READABLE, data).unwrap();
-                for i in 0..ITERATIONS {
+                for i in 0..iterations {
                     let next = data + 1;
                     if i % 2 == 0 {
                         ctl.modify(efd.as_fd(), Interest::READABLE, next).unwrap();
@@ -58,9 +69,10 @@ fn s05_s06_delete_and_modify_racing_completions_never_deliver_stale_events() {
                     }
                     retired.store(next, Ordering::Release);
                     data = next;
-                    // Now and then let the current registration deliver, so
-                    // the race runs against live completions all along.
-                    if i % 100 == 0 {
+                    // Let the current registration deliver before the next
+                    // change, so every delete and modify races a request
+                    // that is armed in the kernel with completions in flight.
+                    {
                         let t = std::time::Instant::now();
                         while delivered.load(Ordering::Acquire) < data {
                             assert!(
@@ -107,22 +119,24 @@ fn s05_s06_delete_and_modify_racing_completions_never_deliver_stale_events() {
         stop.store(true, Ordering::Relaxed);
         firer.join().unwrap();
         let s = p.stats();
-        eprintln!("{name}: {seen} events, last data {last_data}, stats {s:?}");
-        assert!(
-            seen >= ITERATIONS / 100,
-            "{name}: the race delivered too little"
+        eprintln!(
+            "{name}: {iterations} iterations in {:?}, {seen} events, last data {last_data}, \
+             stats {s:?}",
+            started.elapsed()
         );
-        assert_eq!(s.get(Counter::ControlOps), ITERATIONS * 3 / 2 + 2);
+        assert!(seen >= iterations, "{name}: the race delivered too little");
+        assert_eq!(s.get(Counter::ControlOps), iterations * 3 / 2 + 2);
     }
 }
 
-/// The in-place update's -EALREADY path, made deterministic with
-/// DEFER_TASKRUN: the fire's completion work stays pending until the owner
-/// enters with GETEVENTS, and the update is submitted before that, so the
-/// kernel refuses it. The poller must cancel the old request, arm the new
-/// one, and deliver only the new data.
+/// Under DEFER_TASKRUN a fire leaves the poll's completion work pending
+/// until the owner enters with GETEVENTS; an in-place update submitted
+/// before that work runs is refused with -EALREADY (tests/kernel_facts.rs).
+/// The poller runs the pending work first, so a modify made while a fire is
+/// pending is still one accepted update: no cancel, no new POLL_ADD, and
+/// only the new data is delivered.
 #[test]
-fn s06_modify_while_completion_work_pending_falls_back_to_cancel_and_add() {
+fn s06_modify_while_completion_work_pending_is_still_applied_in_place() {
     use uring_poll::Profile;
     let b = UringPoll::builder().profile(Profile::Defer);
     let Some(mut p) = common::make("defer", b.build(4)) else {
@@ -135,6 +149,7 @@ fn s06_modify_while_completion_work_pending_falls_back_to_cancel_and_add() {
     assert!(events.is_empty());
     for round in 0..20u64 {
         let old = 1 + round;
+        let before = p.stats();
         fds::fire(efd.as_fd()).unwrap(); // completion work now pending
         p.control()
             .modify(efd.as_fd(), Interest::READABLE, old + 1)
@@ -155,13 +170,10 @@ fn s06_modify_while_completion_work_pending_falls_back_to_cancel_and_add() {
             got_new,
             "round {round}: no event under the new data (S4 at modify)"
         );
+        let d = p.stats() - before;
+        assert_eq!(d.get(Counter::SqesSubmitted), 1, "round {round}: {d:?}");
+        assert_eq!(d.rearms(), 0, "round {round}: refused update: {d:?}");
         fds::drain(efd.as_fd()).unwrap();
         while p.wait(&mut events, Some(Duration::from_millis(5))).unwrap() > 0 {}
     }
-    let s = p.stats();
-    // The refused updates were recovered by cancel + POLL_ADD.
-    assert!(
-        s.get(Counter::RearmKernelEnded) > 0,
-        "no -EALREADY fallback seen: {s:?}"
-    );
 }

@@ -159,3 +159,41 @@ fn rearm_mode_rearms_once_per_event() {
     assert_eq!(d.get(Counter::RearmMode), 49, "{d:?}");
     assert_eq!(d.get(Counter::SqesSubmitted), 49, "{d:?}");
 }
+
+#[test]
+fn s06_modify_of_an_idle_multishot_registration_is_one_in_place_update() {
+    for &profile in Profile::ALL {
+        let b = UringPoll::builder().profile(profile);
+        let Some(mut p) = common::make(profile.name(), b.build(4)) else {
+            continue;
+        };
+        let efd = fds::eventfd().unwrap();
+        let mut events = Events::with_capacity(4);
+        p.control().add(efd.as_fd(), Interest::READABLE, 1).unwrap();
+        p.poll(&mut events).unwrap();
+        for data in 2..12 {
+            let before = p.stats();
+            p.control()
+                .modify(efd.as_fd(), Interest::READABLE, data)
+                .unwrap();
+            // Idle: let the update complete before the fire (under SQPOLL
+            // the kernel thread submits it when it gets to it).
+            for _ in 0..500 {
+                p.wait(&mut events, Some(Duration::from_millis(10)))
+                    .unwrap();
+                assert!(events.is_empty(), "{profile}: {events:?}");
+                if (p.stats() - before).get(Counter::CqesSeen) > 0 {
+                    break;
+                }
+            }
+            fds::fire(efd.as_fd()).unwrap();
+            take_one(&mut p, &mut events, data);
+            fds::drain(efd.as_fd()).unwrap();
+            let d = p.stats() - before;
+            // One POLL_REMOVE with UPDATE_EVENTS | UPDATE_USER_DATA, which
+            // the kernel accepted: no cancel, no new POLL_ADD, no re-arm.
+            assert_eq!(d.get(Counter::SqesSubmitted), 1, "{profile}: {d:?}");
+            assert_eq!(d.rearms(), 0, "{profile}: {d:?}");
+        }
+    }
+}
