@@ -15,6 +15,14 @@ use userpoll::conformance::fds;
 use userpoll::sys::open_fd_count;
 use userpoll::{Control, Events, Interest, Poller};
 
+/// The first test compares the process fd count before and after: the
+/// tests here run one at a time so the other's fds do not count.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn take(p: &mut UringPoll, data: u64) {
     let mut events = Events::with_capacity(8);
     for _ in 0..200 {
@@ -30,6 +38,7 @@ fn take(p: &mut UringPoll, data: u64) {
 
 #[test]
 fn defer_poller_moved_between_threads_keeps_its_registrations() {
+    let _serial = one_at_a_time();
     let fds_before = open_fd_count().unwrap();
     let b = UringPoll::builder().profile(Profile::Defer);
     let Some(mut p) = common::make("defer", b.build(8)) else {
@@ -80,6 +89,7 @@ fn defer_poller_moved_between_threads_keeps_its_registrations() {
 /// before that must still leave the registration's own file installed.
 #[test]
 fn defer_cross_thread_add_then_modify_before_the_owner_runs_polls_the_file() {
+    let _serial = one_at_a_time();
     use userpoll::Counter;
     let b = UringPoll::builder().profile(Profile::Defer);
     let Some(mut p) = common::make("defer", b.build(8)) else {
