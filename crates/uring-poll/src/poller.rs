@@ -621,9 +621,10 @@ impl Owner {
     /// Runs pending completion work (and submits) without waiting.
     ///
     /// Defer: the kernel runs at most `max(20, min_complete)` deferred
-    /// completions per enter, so asking for `want` completions with a zero
-    /// timeout runs up to `want` of them in one call (and returns -ETIME
-    /// when fewer were pending) instead of one call per 20.
+    /// completions per enter, so asking for `want` completions (capped by
+    /// the CQ's free room) with a zero timeout runs up to that many in one
+    /// call (and returns -ETIME when fewer were pending) instead of one call
+    /// per 20.
     ///
     /// Defer with an in-place update queued: run the pending completion
     /// work *without* submitting. Submitted first, the update would find
@@ -636,10 +637,12 @@ impl Owner {
             self.submitted()
         };
         let (min_complete, timeout) = if self.profile == Profile::Defer {
-            (
-                want.clamp(1, u32::MAX as usize) as u32,
-                Some(Duration::ZERO),
-            )
+            // No more than the CQ has room for: more would overflow it.
+            let cq = self.ring.completion();
+            let room = cq.capacity() - cq.len();
+            drop(cq);
+            let want = want.min(room).clamp(1, u32::MAX as usize);
+            (want as u32, Some(Duration::ZERO))
         } else {
             (0, None)
         };
