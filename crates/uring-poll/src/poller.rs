@@ -56,9 +56,9 @@ struct RegState {
     /// must cancel it, and modify may update it in place. False while the
     /// first POLL_ADD still waits in the op queue.
     in_ring: bool,
-    /// The request ended with an event still to hand out; it is re-armed
-    /// at the take after the caller got that event, and counted here (re-arm
-    /// mode, or a request a CQ overflow ended).
+    /// Re-arm mode: the one-shot request ended with an event still to hand
+    /// out; it is re-armed at the take after the caller got that event,
+    /// and counted as this counter.
     rearm_on_take: Option<Counter>,
     /// Error completions in a row.
     errors: u8,
@@ -871,50 +871,98 @@ impl Owner {
 
     /// Handles every completion, flushing the kernel's overflow list into
     /// the CQ (only `io_uring_enter(GETEVENTS)` does that) until it is
-    /// empty. Polls the overflow ended carry no F_MORE and are re-armed as
-    /// their CQEs come through (S10).
+    /// empty. Polls the overflow ended carry no F_MORE (and their mask,
+    /// merged like any other); they are re-armed once the list is empty
+    /// (S10).
     fn harvest(&mut self, g: &mut Shared, c: &Counters) -> io::Result<()> {
-        for _ in 0..MAX_FLUSHES_PER_TAKE {
+        let mut flushes = 0;
+        loop {
             let overflow = self.ring.submission().cq_overflow();
             if overflow && !self.overflow_episode {
                 self.overflow_episode = true;
                 c.incr(Counter::OverflowRecoveries);
             }
             self.drain_cq(g, c);
-            if !overflow {
-                self.overflow_episode = false;
-                let mut keys = std::mem::take(&mut self.overflow_rearm);
-                for key in keys.drain(..) {
-                    let Some(reg) = g.table.get_mut(key) else {
-                        continue;
-                    };
-                    let m = self.merged[key.slot()];
-                    if m.queued && m.generation == key.generation() {
-                        // Its event is still to be taken, and any fire until
-                        // then merges into it: arm after the take, when the
-                        // fd is likely drained, instead of now, when a ready
-                        // fd would post at once into a CQ just recovered.
-                        reg.extra.rearm_on_take = Some(Counter::RearmOverflow);
-                        reg.extra.armed = false;
-                    } else {
-                        self.arm(reg);
-                        c.incr(Counter::RearmOverflow);
-                    }
+            if overflow {
+                if flushes == MAX_FLUSHES_PER_TAKE {
+                    // Completions arrive as fast as we read them. Hand out
+                    // what is merged; the next take goes on with the
+                    // recovery (the episode stays open).
+                    return Ok(());
                 }
-                self.overflow_rearm = keys;
+                flushes += 1;
+                c.incr(Counter::EnterFlush);
+                self.enter_getevents(0, 0, None)?;
+                continue;
+            }
+            if self.overflow_rearm.is_empty() {
+                self.overflow_episode = false;
                 return Ok(());
             }
-            c.incr(Counter::EnterFlush);
-            match self.enter(0, 0, EnterFlags::GETEVENTS, None) {
-                Ok(_) => {}
-                Err(e) if is_errno(&e, &[libc::EINTR, libc::EBUSY, libc::EAGAIN]) => {}
-                Err(e) => return Err(e),
+            self.rearm_overflowed(g, c)?;
+        }
+    }
+
+    /// Re-arms requests the overflow ended, at most as many at a time as
+    /// the CQ has room for, and hands them to the kernel at once, so that
+    /// the arm-time completions of ready fds land in the CQ within this take
+    /// instead of overflowing it again (re-arming all at once made a CQ of
+    /// 64 with 10,000 ready fds overflow, end and re-arm a million times).
+    /// The caller takes nothing meanwhile, so no fire in the gap goes
+    /// unreported: arming checks readiness (S2). SQPOLL submits on its own
+    /// thread: everything is re-armed at once there.
+    fn rearm_overflowed(&mut self, g: &mut Shared, c: &Counters) -> io::Result<()> {
+        let room = {
+            let cq = self.ring.completion();
+            cq.capacity() - cq.len()
+        };
+        let batch = if self.is_sqpoll() {
+            usize::MAX
+        } else {
+            room.max(1)
+        };
+        let mut armed = 0;
+        while armed < batch {
+            let Some(key) = self.overflow_rearm.pop() else {
+                break;
+            };
+            if let Some(reg) = g.table.get_mut(key) {
+                if reg.extra.armed && !reg.extra.in_ring {
+                    self.arm(reg);
+                    c.incr(Counter::RearmOverflow);
+                    armed += 1;
+                }
             }
         }
-        // Still overflowing after that many flushes: completions arrive as
-        // fast as we read them. Hand out what is merged; the next take goes
-        // on with the recovery (the episode stays open).
-        Ok(())
+        if armed == 0 || self.is_sqpoll() {
+            return Ok(());
+        }
+        let n = self.submitted();
+        // Defer posts the completions only when asked to, as many as asked.
+        let (min_complete, timeout) = if self.profile == Profile::Defer {
+            (armed as u32, Some(Duration::ZERO))
+        } else {
+            (0, None)
+        };
+        c.incr(Counter::EnterFlush);
+        self.enter_getevents(n, min_complete, timeout)
+    }
+
+    /// `io_uring_enter(GETEVENTS)` that does not wait beyond `timeout`;
+    /// interruptions, a zero timeout expiring and a busy CQ are not errors.
+    fn enter_getevents(
+        &mut self,
+        to_submit: u32,
+        min_complete: u32,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        match self.enter(to_submit, min_complete, EnterFlags::GETEVENTS, timeout) {
+            Ok(_) => Ok(()),
+            Err(e) if is_errno(&e, &[libc::ETIME, libc::EINTR, libc::EBUSY, libc::EAGAIN]) => {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Moves merged events into `events`, dropping those whose
