@@ -613,6 +613,35 @@ impl Owner {
         }
     }
 
+    /// Whether SQEs wait to be handed to the kernel.
+    fn has_queued_sqes(&mut self) -> bool {
+        !self.backlog.is_empty() || !self.ring.submission().is_empty()
+    }
+
+    /// Submits what is queued and collects what that posts at once (the
+    /// arm-time completions of ready fds) without waiting: under Coop and
+    /// Default they run on this thread as the enter returns; under Defer
+    /// they run when asked for (as many as the take and the CQ can hold,
+    /// zero timeout); under SQPOLL they come when the kernel thread gets to
+    /// them.
+    fn submit_and_collect(&mut self, want: usize, c: &Counters) -> io::Result<()> {
+        if self.is_sqpoll() {
+            return self.submit(c);
+        }
+        let n = self.submitted();
+        let (min_complete, timeout) = if self.profile == Profile::Defer {
+            let cq = self.ring.completion();
+            let room = cq.capacity() - cq.len();
+            drop(cq);
+            let want = want.min(room).clamp(1, u32::MAX as usize);
+            (want as u32, Some(Duration::ZERO))
+        } else {
+            (0, None)
+        };
+        c.incr(Counter::EnterSubmit);
+        self.enter_getevents(n, min_complete, timeout)
+    }
+
     /// Coop and Defer: whether completion work waits for an enter of ours.
     fn taskrun_pending(&mut self) -> bool {
         self.profile.needs_enter_for_taskrun() && self.ring.submission().taskrun()
@@ -1313,6 +1342,7 @@ impl Poller for UringPoll {
         owner.ensure_thread(inner)?;
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut ran_taskrun = false;
+        let mut ran_submit = false;
         loop {
             {
                 let mut g = inner.lock();
@@ -1338,6 +1368,16 @@ impl Poller for UringPoll {
                 (Some(t), None) => Some(t), // too far to add to now: wait that long
             };
             if left == Some(Duration::ZERO) {
+                // Nothing ready and no time to wait. POLL_ADDs (and updates)
+                // queued by this take's control ops or re-arms have not
+                // reached the kernel yet: submit them and look once more, so
+                // that an fd ready when `add` or `modify` returned is
+                // reported by the very next `poll` (S4), as epoll would.
+                if !ran_submit && owner.has_queued_sqes() {
+                    ran_submit = true;
+                    owner.submit_and_collect(events.remaining(), c)?;
+                    continue;
+                }
                 // Coop and Defer: completions may be waiting for an enter.
                 if !ran_taskrun && owner.taskrun_pending() {
                     ran_taskrun = true;

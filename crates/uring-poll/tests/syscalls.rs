@@ -197,3 +197,31 @@ fn s06_modify_of_an_idle_multishot_registration_is_one_in_place_update() {
         }
     }
 }
+
+#[test]
+fn s04_a_fd_ready_at_add_or_modify_is_reported_by_the_very_next_poll() {
+    // SQPOLL submits on its kernel thread, later: not "the very next".
+    for &profile in Profile::ALL.iter().filter(|&&p| p != Profile::Sqpoll) {
+        for rearm in [false, true] {
+            let b = UringPoll::builder().profile(profile).rearm(rearm);
+            let Some(mut p) = common::make(profile.name(), b.build(4)) else {
+                continue;
+            };
+            let mut events = Events::with_capacity(4);
+            p.poll(&mut events).unwrap(); // Defer: this thread owns the ring
+            let efd = fds::eventfd().unwrap();
+            fds::fire(efd.as_fd()).unwrap();
+            p.control().add(efd.as_fd(), Interest::READABLE, 1).unwrap();
+            let before = p.stats();
+            assert_eq!(p.poll(&mut events).unwrap(), 1, "{profile} rearm={rearm}");
+            assert_eq!(events.iter().next().unwrap().data(), 1);
+            let d = p.stats() - before;
+            assert_eq!(d.syscalls(), 1, "{profile} rearm={rearm}: one enter: {d:?}");
+            p.control()
+                .modify(efd.as_fd(), Interest::READABLE, 2)
+                .unwrap();
+            assert_eq!(p.poll(&mut events).unwrap(), 1, "{profile} rearm={rearm}");
+            assert_eq!(events.iter().next().unwrap().data(), 2);
+        }
+    }
+}
