@@ -36,6 +36,34 @@ pub enum Cmd {
     Run(Box<RunArgs>),
     /// List every backend id, what it is, and whether it runs here.
     Backends,
+    /// The CI performance gate: run the fixed suite, compare with a
+    /// baseline; exit 0 pass, 1 regression, 2 could not run.
+    Gate(GateArgs),
+}
+
+/// Options of `compare gate`.
+#[derive(Debug, Args, Clone)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["baseline", "record"])))]
+pub struct GateArgs {
+    /// Compare with this baseline (e.g. benches/baseline.json).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Record a new baseline into this file instead (runs the suite
+    /// record_runs times to measure the noise).
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// The suite definition.
+    #[arg(long, default_value = "benches/gate.json")]
+    pub suite: PathBuf,
+    /// Where the report (gate-report.json, gate-summary.md) goes.
+    #[arg(long, default_value = "results/gate")]
+    pub out: PathBuf,
+    /// Gate calibration only: the consumer busy-spins this many ns per event.
+    #[arg(long, default_value_t = 0)]
+    pub spin_ns: u64,
+    /// Backends `--spin-ns` applies to, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', requires = "spin_ns")]
+    pub spin_backends: Option<Vec<String>>,
 }
 
 /// Options of `compare run`.
@@ -89,6 +117,13 @@ pub struct RunArgs {
     /// Churn scenario: registrations deleted and re-added per round (default active/10).
     #[arg(long)]
     pub churn: Option<usize>,
+    /// Gate calibration only: the consumer busy-spins this many ns per event
+    /// (after the handler), to make a known regression. Never in real runs.
+    #[arg(long, default_value_t = 0)]
+    pub spin_ns: u64,
+    /// Backends `--spin-ns` applies to, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', requires = "spin_ns")]
+    pub spin_backends: Option<Vec<String>>,
 }
 
 /// Parses `2s`, `1.5s`, `500ms`, `2m` or a plain number of seconds.
@@ -254,6 +289,16 @@ pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfi
     if chosen.is_empty() {
         return Err("no backend left to run; see compare backends".into());
     }
+    let spin_backends = args.spin_backends.clone().unwrap_or_default();
+    for id in &spin_backends {
+        if !chosen.contains(id) {
+            return Err(format!(
+                "--spin-backends names {id}, which this run does not include; name backends \
+                 from --backends ({})",
+                chosen.join(", ")
+            ));
+        }
+    }
     let rounds = args.rounds.unwrap_or(if series {
         SERIES_ROUNDS
     } else {
@@ -280,11 +325,13 @@ pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfi
             seed: args.seed,
             warmup_rounds,
             stall: Duration::from_secs(5),
+            spin_ns: args.spin_ns,
         },
         fd_kind,
         reps: args.reps,
         scenario: args.scenario.clone(),
         progress: true,
+        spin_backends,
     })
 }
 
@@ -336,6 +383,16 @@ pub fn main() -> i32 {
             0
         }
         Cmd::Run(args) => run(&args),
+        Cmd::Gate(args) => crate::gate::main(&crate::gate::GateOptions {
+            suite: args.suite,
+            baseline: args.baseline,
+            record: args.record,
+            out: args.out,
+            spin: crate::gate::Spin {
+                ns: args.spin_ns,
+                backends: args.spin_backends.unwrap_or_default(),
+            },
+        }),
     }
 }
 

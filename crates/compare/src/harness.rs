@@ -81,6 +81,10 @@ pub struct Workload {
     pub warmup_rounds: u64,
     /// A run with no event for this long has failed.
     pub stall: Duration,
+    /// Busy work added to the handler, per event: the consumer spins this
+    /// many nanoseconds on the clock. Only for measuring the regression
+    /// gate (`compare gate`); 0 in every real measurement.
+    pub spin_ns: u64,
 }
 
 /// Measured rounds of a default run: 75 runs of the default suite stay
@@ -106,6 +110,7 @@ impl Default for Workload {
             seed: 1,
             warmup_rounds: 25,
             stall: Duration::from_secs(5),
+            spin_ns: 0,
         }
     }
 }
@@ -170,6 +175,15 @@ impl Outcome {
     /// wakes.
     pub fn consumer_syscalls(&self) -> u64 {
         self.backend.syscalls() + self.handler_reads + self.consumer_other
+    }
+}
+
+/// Busy-waits `ns` nanoseconds on the monotonic clock (vDSO, no system
+/// call): the injected per-event work of `--spin-ns`.
+fn spin(ns: u64) {
+    let end = now_ns() + ns;
+    while now_ns() < end {
+        std::hint::spin_loop();
     }
 }
 
@@ -796,6 +810,9 @@ fn handle_batch(
         }
         if read {
             tally.reads += sh.fds.drain(i).0;
+        }
+        if sh.w.spin_ns != 0 {
+            spin(sh.w.spin_ns);
         }
         if stamp != 0 {
             sh.fire[i].store(0, Ordering::Release);

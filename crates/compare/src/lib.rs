@@ -8,11 +8,13 @@
 //! - [`harness`]: one run (writers, consumer, counts, latency).
 //! - [`suite`]: runs several backends interleaved and collects [`suite::Results`].
 //! - [`report`]: the JSON, the summary table, `.hgrm` files and plots.
+//! - [`gate`]: the CI performance regression gate.
 //! - [`cli`]: the command line.
 
 pub mod backends;
 pub mod cli;
 pub mod fds;
+pub mod gate;
 pub mod harness;
 pub mod hgrm;
 pub mod plot;

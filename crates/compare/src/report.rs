@@ -116,6 +116,7 @@ pub fn run_json(results: &Results, r: &RunResult) -> Value {
         "consumers": w.consumers,
         "churn_per_round": w.churn,
         "seed": w.seed,
+        "spin_ns": results.config.workload_for(&r.backend).spin_ns,
         "syscalls": {
             "backend": by_kind,
             "handler_reads": o.handler_reads,

@@ -15,6 +15,7 @@
 //!     reps: 2,
 //!     scenario: None,
 //!     progress: false,
+//!     spin_backends: vec![],
 //! };
 //! let results = run_suite(&cfg, |_| {}).unwrap();
 //! assert_eq!(results.failed().count(), 0);
@@ -51,6 +52,20 @@ pub struct SuiteConfig {
     pub scenario: Option<String>,
     /// Show a progress bar on stderr (only drawn when it is a terminal).
     pub progress: bool,
+    /// Backends the workload's `spin_ns` applies to (empty: all of them).
+    pub spin_backends: Vec<String>,
+}
+
+impl SuiteConfig {
+    /// The workload backend `id` runs: the suite's, without the injected
+    /// spin unless `id` is one of `spin_backends`.
+    pub fn workload_for(&self, id: &str) -> Workload {
+        let mut w = self.workload.clone();
+        if !self.spin_backends.is_empty() && !self.spin_backends.iter().any(|b| b == id) {
+            w.spin_ns = 0;
+        }
+        w
+    }
 }
 
 /// One run of one backend.
@@ -216,7 +231,7 @@ pub fn run_suite(cfg: &SuiteConfig, mut on_run: impl FnMut(&RunResult)) -> io::R
                 fd_syscalls += fds.drain_all();
             }
             bar.set_message(format!("{id} rep {}", rep + 1));
-            let outcome = harness::run_one(id, &cfg.workload, &fds);
+            let outcome = harness::run_one(id, &cfg.workload_for(id), &fds);
             dirty = outcome.failed() || cfg.workload.handler == harness::Handler::None;
             let r = RunResult {
                 backend: id.clone(),

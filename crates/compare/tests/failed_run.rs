@@ -24,6 +24,7 @@ fn level_triggered_without_draining_fails_and_is_reported_as_failed() {
         reps: 1,
         scenario: None,
         progress: false,
+        spin_backends: vec![],
     };
     let mut seen = Vec::new();
     let results = run_suite(&cfg, |r| seen.push((r.backend.clone(), r.outcome.failed()))).unwrap();

@@ -1,0 +1,934 @@
+//! `compare gate`: the CI performance regression gate.
+//!
+//! A fixed suite (`benches/gate.json`) runs every listed backend with its
+//! repetitions interleaved, and each backend's numbers are compared with a
+//! committed baseline (`benches/baseline.json`):
+//!
+//! - correctness, always hard: every run delivers exactly the events fired
+//!   (no loss, no stale or spurious event) and ends without error;
+//! - counters, near-exact: consumer system calls per event, re-arms per
+//!   event;
+//! - cost: CPU ns/event as a ratio to the suite's reference backend, taken
+//!   within each repetition (the two ran back to back, so the machine's
+//!   drift cancels) and then the median over repetitions;
+//! - latency: p99 as a ratio to the reference's p99, likewise, with a
+//!   looser tolerance.
+//!
+//! Every metric is "higher is worse". A metric regresses when it exceeds
+//! its baseline value by more than its tolerance. Tolerances are not
+//! guessed: `compare gate --record` runs the whole suite `record_runs`
+//! times, and for each metric takes the baseline value as the median of
+//! the per-run values and the noise as their spread (see [`tolerance`]).
+//! `docs/gate.md` says how that was checked and when a refresh is
+//! legitimate.
+//!
+//! Exit codes: 0 pass, 1 regression, 2 the gate could not run (a file that
+//! cannot be read, a suite changed since its baseline, a backend that
+//! cannot run here).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backends;
+use crate::fds::FdKind;
+use crate::harness::{Handler, Workload};
+use crate::report::{self, PerEvent};
+use crate::suite::{self, Results, SuiteConfig};
+
+/// The suite file: what the gate runs and how it derives tolerances.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GateSuite {
+    /// What the suite is for (free text).
+    pub about: String,
+    /// The backend every cost and latency ratio is taken against; it must
+    /// be in every scenario.
+    pub reference: String,
+    /// Repetitions of every backend, interleaved.
+    pub reps: usize,
+    /// Whole-suite runs `--record` makes to measure the noise.
+    pub record_runs: usize,
+    /// Tolerance = `k` x the measured noise (before the floors).
+    pub k: f64,
+    /// Smallest tolerances, whatever the noise.
+    pub floors: Floors,
+    /// The workloads.
+    pub scenarios: Vec<Scenario>,
+}
+
+/// Smallest tolerances.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Floors {
+    /// CPU ratio, as a fraction of the baseline value.
+    pub cpu: f64,
+    /// p99 ratio, as a fraction of the baseline value.
+    pub latency: f64,
+    /// Counters, as a fraction of the baseline value.
+    pub counter_rel: f64,
+    /// Counters, absolute (per event).
+    pub counter_abs: f64,
+}
+
+/// One workload of the suite.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// A stable name (the baseline's key).
+    pub name: String,
+    /// eventfd, pipe, socketpair or tcp.
+    pub fd_kind: String,
+    /// Fds registered.
+    pub fds: usize,
+    /// Fds fired per round.
+    pub active: usize,
+    /// Measured rounds per run.
+    pub rounds: u64,
+    /// Warm-up rounds per run.
+    pub warmup_rounds: u64,
+    /// read or none.
+    pub handler: String,
+    /// Writer threads.
+    pub writers: usize,
+    /// Backends, in the order each repetition runs them.
+    pub backends: Vec<String>,
+}
+
+/// A gated metric. Higher is worse for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// CPU ns/event over the reference's, same repetition; median.
+    CpuRatio,
+    /// Consumer system calls per event; median over repetitions.
+    SyscallsPerEvent,
+    /// Re-arms per event; median over repetitions.
+    RearmsPerEvent,
+    /// p99 latency over the reference's, same repetition; median.
+    P99Ratio,
+}
+
+impl Metric {
+    /// Every metric, in report order.
+    pub const ALL: [Metric; 4] = [
+        Metric::CpuRatio,
+        Metric::SyscallsPerEvent,
+        Metric::RearmsPerEvent,
+        Metric::P99Ratio,
+    ];
+
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::CpuRatio => "cpu_ratio",
+            Metric::SyscallsPerEvent => "syscalls_per_event",
+            Metric::RearmsPerEvent => "rearms_per_event",
+            Metric::P99Ratio => "p99_ratio",
+        }
+    }
+
+    fn is_counter(self) -> bool {
+        matches!(self, Metric::SyscallsPerEvent | Metric::RearmsPerEvent)
+    }
+}
+
+/// What one suite run measured for one backend of one scenario.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BackendRun {
+    /// Each metric's median over the repetitions that did not fail.
+    pub metrics: BTreeMap<Metric, f64>,
+    /// The per-repetition values behind each median.
+    pub per_rep: BTreeMap<Metric, Vec<f64>>,
+    /// Runs (repetitions) made, and how many failed.
+    pub runs: usize,
+    /// Failed runs: wrong event count or an error, each described.
+    pub failures: Vec<String>,
+    /// Events delivered for fds that were not fired (stale or spurious),
+    /// over all repetitions.
+    pub stale_or_spurious: u64,
+}
+
+/// One whole run of the gate suite: scenario -> backend -> measurements.
+pub type SuiteRun = BTreeMap<String, BTreeMap<String, BackendRun>>;
+
+/// One metric of the baseline.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Baselined {
+    /// The value the gate compares with: the median of the recorded runs.
+    pub value: f64,
+    /// The noise measured while recording (a standard deviation).
+    pub noise: f64,
+    /// How far above `value` a measurement may go and still pass.
+    pub tolerance: f64,
+}
+
+/// The committed baseline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Digest of the suite it was recorded with; a different suite needs a
+    /// new baseline.
+    pub suite_digest: String,
+    /// Where and how it was recorded (kernel, CPU, runs, date).
+    pub recorded: BTreeMap<String, String>,
+    /// scenario -> backend -> metric -> value, noise and tolerance.
+    pub scenarios: BTreeMap<String, BTreeMap<String, BTreeMap<Metric, Baselined>>>,
+    /// Every recorded run's per-backend medians, for the record.
+    pub runs: Vec<SuiteRun>,
+}
+
+/// Why the gate could not run (exit 2).
+#[derive(Debug)]
+pub struct CannotRun(pub String);
+
+impl std::fmt::Display for CannotRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn cannot(msg: impl Into<String>) -> CannotRun {
+    CannotRun(msg.into())
+}
+
+impl GateSuite {
+    /// Reads and checks a suite file.
+    pub fn load(path: &Path) -> Result<GateSuite, CannotRun> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            cannot(format!(
+                "cannot read the gate suite {}: {e}",
+                path.display()
+            ))
+        })?;
+        let suite: GateSuite = serde_json::from_str(&text)
+            .map_err(|e| cannot(format!("{} is not a valid gate suite: {e}", path.display())))?;
+        suite.check()?;
+        Ok(suite)
+    }
+
+    fn check(&self) -> Result<(), CannotRun> {
+        if self.reps < 3 || self.record_runs < 3 {
+            return Err(cannot(
+                "the gate suite needs reps >= 3 and record_runs >= 3 to measure a median and its noise",
+            ));
+        }
+        if self.scenarios.is_empty() {
+            return Err(cannot("the gate suite has no scenario"));
+        }
+        for s in &self.scenarios {
+            if !s.backends.contains(&self.reference) {
+                return Err(cannot(format!(
+                    "scenario {} does not run the reference backend {}",
+                    s.name, self.reference
+                )));
+            }
+            FdKind::parse(&s.fd_kind).map_err(cannot)?;
+            for b in &s.backends {
+                backends::info(b).map_err(cannot)?;
+                if let Err(why) = backends::availability(b) {
+                    return Err(cannot(format!(
+                        "scenario {} needs backend {b}, which cannot run here: {why}",
+                        s.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A digest of the suite's content (FNV-1a 64 over its canonical JSON).
+    pub fn digest(&self) -> String {
+        let text = serde_json::to_string(self).expect("a suite serialises");
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in text.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+
+    /// The suite config of one scenario, with the injected spin if any.
+    pub fn config(&self, s: &Scenario, spin: &Spin) -> Result<SuiteConfig, CannotRun> {
+        let handler = match s.handler.as_str() {
+            "read" => Handler::Read,
+            "none" => Handler::None,
+            h => return Err(cannot(format!("scenario {}: unknown handler {h}", s.name))),
+        };
+        Ok(SuiteConfig {
+            backends: s.backends.clone(),
+            workload: Workload {
+                fds: s.fds,
+                active: s.active,
+                rounds: s.rounds,
+                warmup_rounds: s.warmup_rounds,
+                handler,
+                writers: s.writers,
+                spin_ns: spin.ns,
+                ..Workload::default()
+            },
+            fd_kind: FdKind::parse(&s.fd_kind).map_err(cannot)?,
+            reps: self.reps,
+            scenario: None,
+            progress: true,
+            spin_backends: spin.backends.clone(),
+        })
+    }
+}
+
+/// Injected per-event work, for measuring the gate itself.
+#[derive(Debug, Clone, Default)]
+pub struct Spin {
+    /// Nanoseconds of busy work per event.
+    pub ns: u64,
+    /// The backends it applies to (empty: all).
+    pub backends: Vec<String>,
+}
+
+/// Runs the whole suite once. `on_run` sees every run as it ends.
+pub fn run_once(
+    suite: &GateSuite,
+    spin: &Spin,
+    mut on_run: impl FnMut(&str, &suite::RunResult),
+) -> Result<(SuiteRun, Vec<Results>), CannotRun> {
+    let mut out = SuiteRun::new();
+    let mut all = Vec::new();
+    for s in &suite.scenarios {
+        let cfg = suite.config(s, spin)?;
+        let results = suite::run_suite(&cfg, |r| on_run(&s.name, r))
+            .map_err(|e| cannot(format!("scenario {}: {e}", s.name)))?;
+        out.insert(s.name.clone(), measure(&results, &suite.reference));
+        all.push(results);
+    }
+    Ok((out, all))
+}
+
+/// The per-backend measurements of one scenario's results.
+pub fn measure(results: &Results, reference: &str) -> BTreeMap<String, BackendRun> {
+    let by_rep = |id: &str| -> BTreeMap<usize, &suite::RunResult> {
+        results
+            .runs
+            .iter()
+            .filter(|r| r.backend == id && !r.outcome.failed())
+            .map(|r| (r.rep, r))
+            .collect()
+    };
+    let reference_id = reference;
+    let reference = by_rep(reference);
+    let p99 = |r: &suite::RunResult| {
+        let h = &r.outcome.latency;
+        if h.is_empty() {
+            0.0
+        } else {
+            h.value_at_quantile(0.99) as f64
+        }
+    };
+    let mut out = BTreeMap::new();
+    for id in &results.config.backends {
+        let mut b = BackendRun::default();
+        for r in results.runs.iter().filter(|r| &r.backend == id) {
+            b.runs += 1;
+            b.stale_or_spurious += r.outcome.spurious;
+            if r.outcome.failed() {
+                b.failures.push(format!(
+                    "rep {}: delivered {} events, expected {}{}",
+                    r.rep,
+                    r.outcome.events,
+                    r.outcome.events_expected,
+                    r.outcome
+                        .error
+                        .as_deref()
+                        .map_or(String::new(), |e| format!(": {e}"))
+                ));
+            }
+        }
+        for (rep, r) in by_rep(id) {
+            let pe = PerEvent::of(&r.outcome);
+            let mut push = |m: Metric, v: f64| b.per_rep.entry(m).or_default().push(v);
+            push(Metric::SyscallsPerEvent, pe.syscalls);
+            push(Metric::RearmsPerEvent, pe.rearms);
+            // The reference's own ratios are 1 by definition: not gated.
+            if id == reference_id {
+                continue;
+            }
+            if let Some(refr) = reference.get(&rep) {
+                let rc = PerEvent::of(&refr.outcome).cpu_ns;
+                if rc > 0.0 {
+                    push(Metric::CpuRatio, pe.cpu_ns / rc);
+                }
+                let rp = p99(refr);
+                if rp > 0.0 {
+                    push(Metric::P99Ratio, p99(r) / rp);
+                }
+            }
+        }
+        for (m, vs) in &b.per_rep {
+            if let Some((med, _)) = report::median_spread(vs.clone()) {
+                b.metrics.insert(*m, med);
+            }
+        }
+        out.insert(id.clone(), b);
+    }
+    out
+}
+
+/// Robust standard deviation: 1.4826 x the median absolute deviation, but
+/// never below the sample standard deviation divided by 2 (with a handful
+/// of runs the MAD can be 0 by chance).
+pub fn noise(values: &[f64]) -> f64 {
+    let n = values.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let med = report::median_spread(values.to_vec()).map_or(0.0, |m| m.0);
+    let mad = report::median_spread(values.iter().map(|v| (v - med).abs()).collect())
+        .map_or(0.0, |m| m.0);
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+    (1.4826 * mad).max(sd / 2.0)
+}
+
+/// The tolerance of one metric: `k` times its noise, where the noise is
+/// the larger of the metric's own (measured over the recorded runs) and
+/// the suite-wide relative noise of that metric applied to this value (a
+/// pooled estimate from every backend, so a backend whose few recorded
+/// runs happened to agree does not get a needle-thin tolerance); never
+/// below the suite's floors.
+pub fn tolerance(suite: &GateSuite, metric: Metric, value: f64, own: f64, pooled_rel: f64) -> f64 {
+    let noise = own.max(pooled_rel * value.abs());
+    let f = &suite.floors;
+    let floor = match metric {
+        Metric::CpuRatio => f.cpu * value.abs(),
+        Metric::P99Ratio => f.latency * value.abs(),
+        Metric::SyscallsPerEvent | Metric::RearmsPerEvent => {
+            (f.counter_rel * value.abs()).max(f.counter_abs)
+        }
+    };
+    (suite.k * noise).max(floor)
+}
+
+/// Builds a baseline from several whole-suite runs.
+pub fn baseline_from(
+    suite: &GateSuite,
+    runs: Vec<SuiteRun>,
+    recorded: BTreeMap<String, String>,
+) -> Baseline {
+    // Per scenario/backend/metric: the recorded values.
+    let mut values: BTreeMap<(String, String, Metric), Vec<f64>> = BTreeMap::new();
+    for run in &runs {
+        for (sc, backends) in run {
+            for (b, m) in backends {
+                for (metric, v) in &m.metrics {
+                    values
+                        .entry((sc.clone(), b.clone(), *metric))
+                        .or_default()
+                        .push(*v);
+                }
+            }
+        }
+    }
+    // Pooled relative noise per metric: the median over backends of
+    // noise / value (counters are pooled too, but their floor dominates).
+    let mut rel: BTreeMap<Metric, Vec<f64>> = BTreeMap::new();
+    for ((_, _, m), vs) in &values {
+        let med = report::median_spread(vs.clone()).map_or(0.0, |x| x.0);
+        if med > 0.0 {
+            rel.entry(*m).or_default().push(noise(vs) / med);
+        }
+    }
+    let pooled: BTreeMap<Metric, f64> = rel
+        .into_iter()
+        .map(|(m, v)| (m, report::median_spread(v).map_or(0.0, |x| x.0)))
+        .collect();
+    let mut scenarios: BTreeMap<String, BTreeMap<String, BTreeMap<Metric, Baselined>>> =
+        BTreeMap::new();
+    for ((sc, b, m), vs) in values {
+        let value = report::median_spread(vs.clone()).map_or(0.0, |x| x.0);
+        let own = noise(&vs);
+        let pooled_rel = if m.is_counter() { 0.0 } else { pooled[&m] };
+        let tol = tolerance(suite, m, value, own, pooled_rel);
+        scenarios
+            .entry(sc)
+            .or_default()
+            .entry(b)
+            .or_default()
+            .insert(
+                m,
+                Baselined {
+                    value,
+                    noise: own,
+                    tolerance: tol,
+                },
+            );
+    }
+    Baseline {
+        suite_digest: suite.digest(),
+        recorded,
+        scenarios,
+        runs,
+    }
+}
+
+/// The verdict of one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Within tolerance.
+    Pass,
+    /// Better than the baseline by more than the tolerance: passes, and
+    /// the baseline may deserve a refresh.
+    Improved,
+    /// Worse than the baseline by more than the tolerance.
+    Regression,
+}
+
+/// One line of the gate's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// Scenario name.
+    pub scenario: String,
+    /// Backend id.
+    pub backend: String,
+    /// Metric name, or `correctness`.
+    pub metric: String,
+    /// Baseline value (0 for correctness).
+    pub baseline: f64,
+    /// Tolerance (0 for correctness).
+    pub tolerance: f64,
+    /// Measured value (failed runs, for correctness).
+    pub measured: f64,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// What went wrong, for correctness failures.
+    pub detail: String,
+}
+
+/// Compares one suite run with the baseline.
+pub fn judge(baseline: &Baseline, run: &SuiteRun) -> Result<Vec<Check>, CannotRun> {
+    let mut checks = Vec::new();
+    for (sc, backends) in run {
+        let Some(base_sc) = baseline.scenarios.get(sc) else {
+            return Err(cannot(format!(
+                "the baseline has no scenario {sc}; record a new baseline"
+            )));
+        };
+        for (b, m) in backends {
+            let bad = !m.failures.is_empty() || m.stale_or_spurious > 0;
+            checks.push(Check {
+                scenario: sc.clone(),
+                backend: b.clone(),
+                metric: "correctness".into(),
+                baseline: 0.0,
+                tolerance: 0.0,
+                measured: m.failures.len() as f64,
+                verdict: if bad {
+                    Verdict::Regression
+                } else {
+                    Verdict::Pass
+                },
+                detail: if bad {
+                    format!(
+                        "{} of {} runs failed; {} stale or spurious events; {}",
+                        m.failures.len(),
+                        m.runs,
+                        m.stale_or_spurious,
+                        m.failures.join("; ")
+                    )
+                } else {
+                    String::new()
+                },
+            });
+            let Some(base_b) = base_sc.get(b) else {
+                return Err(cannot(format!(
+                    "the baseline has no backend {b} in scenario {sc}; record a new baseline"
+                )));
+            };
+            for metric in Metric::ALL {
+                let (Some(base), Some(&v)) = (base_b.get(&metric), m.metrics.get(&metric)) else {
+                    continue;
+                };
+                let verdict = if v > base.value + base.tolerance {
+                    Verdict::Regression
+                } else if v < base.value - base.tolerance {
+                    Verdict::Improved
+                } else {
+                    Verdict::Pass
+                };
+                checks.push(Check {
+                    scenario: sc.clone(),
+                    backend: b.clone(),
+                    metric: metric.name().into(),
+                    baseline: base.value,
+                    tolerance: base.tolerance,
+                    measured: v,
+                    verdict,
+                    detail: String::new(),
+                });
+            }
+        }
+    }
+    Ok(checks)
+}
+
+/// The markdown summary of a gate run.
+pub fn summary_markdown(checks: &[Check], suite_path: &Path, baseline_path: &Path) -> String {
+    let regressions = checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Regression)
+        .count();
+    let improved = checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Improved)
+        .count();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Performance gate: {}\n",
+        if regressions == 0 {
+            "PASS"
+        } else {
+            "REGRESSION"
+        }
+    );
+    let _ = writeln!(
+        s,
+        "Suite `{}` against baseline `{}`: {} checks, {regressions} regressions, {improved} \
+         improvements beyond tolerance.\n",
+        suite_path.display(),
+        baseline_path.display(),
+        checks.len()
+    );
+    let _ = writeln!(
+        s,
+        "| scenario | backend | metric | baseline | tolerance | measured | change | verdict |"
+    );
+    let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|---|");
+    for c in checks {
+        if c.metric == "correctness" {
+            let _ = writeln!(
+                s,
+                "| {} | {} | correctness | | | {} failed | | {} {} |",
+                c.scenario,
+                c.backend,
+                c.measured,
+                verdict_word(c.verdict),
+                c.detail
+            );
+            continue;
+        }
+        let change = if c.baseline != 0.0 {
+            format!("{:+.1}%", (c.measured / c.baseline - 1.0) * 100.0)
+        } else {
+            format!("{:+.3}", c.measured - c.baseline)
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.3} | ±{:.3} | {:.3} | {change} | {} |",
+            c.scenario,
+            c.backend,
+            c.metric,
+            c.baseline,
+            c.tolerance,
+            c.measured,
+            verdict_word(c.verdict)
+        );
+    }
+    s
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass",
+        Verdict::Improved => "improved",
+        Verdict::Regression => "**REGRESSION**",
+    }
+}
+
+/// Options of `compare gate`.
+#[derive(Debug, Clone)]
+pub struct GateOptions {
+    /// The suite file.
+    pub suite: PathBuf,
+    /// Compare with this baseline (exclusive with `record`).
+    pub baseline: Option<PathBuf>,
+    /// Write a new baseline here.
+    pub record: Option<PathBuf>,
+    /// Where the report goes.
+    pub out: PathBuf,
+    /// Injected spin (gate calibration only).
+    pub spin: Spin,
+}
+
+/// Runs `compare gate`; returns the exit code.
+pub fn main(opts: &GateOptions) -> i32 {
+    match run(opts) {
+        Ok(code) => code,
+        Err(CannotRun(msg)) => {
+            eprintln!("gate: could not run: {msg}");
+            2
+        }
+    }
+}
+
+fn print_failures(scenario: &str, r: &suite::RunResult) {
+    let o = &r.outcome;
+    if o.failed() {
+        eprintln!(
+            "\n*** FAILED: {scenario} / {} rep {}: delivered {} events, expected {}{} ***\n",
+            r.backend,
+            r.rep,
+            o.events,
+            o.events_expected,
+            o.error
+                .as_deref()
+                .map_or(String::new(), |e| format!(": {e}"))
+        );
+    }
+}
+
+fn run(opts: &GateOptions) -> Result<i32, CannotRun> {
+    let suite = GateSuite::load(&opts.suite)?;
+    std::fs::create_dir_all(&opts.out)
+        .map_err(|e| cannot(format!("cannot create {}: {e}", opts.out.display())))?;
+    if let Some(path) = &opts.record {
+        let mut runs = Vec::new();
+        let mut env = None;
+        for i in 0..suite.record_runs {
+            eprintln!(
+                "gate: recording, suite run {} of {}",
+                i + 1,
+                suite.record_runs
+            );
+            let (run, results) = run_once(&suite, &opts.spin, print_failures)?;
+            if run
+                .values()
+                .flat_map(|b| b.values())
+                .any(|b| !b.failures.is_empty())
+            {
+                return Err(cannot(
+                    "a run failed while recording; a baseline needs correct runs",
+                ));
+            }
+            env = results.into_iter().next().map(|r| r.env);
+            runs.push(run);
+        }
+        let mut recorded = BTreeMap::new();
+        if let Some(env) = env {
+            recorded.insert("kernel".into(), env.kernel);
+            recorded.insert("cpu".into(), env.cpu);
+            recorded.insert("cores".into(), env.cores.to_string());
+        }
+        recorded.insert("record_runs".into(), suite.record_runs.to_string());
+        recorded.insert("unix_time".into(), unix_time().to_string());
+        let baseline = baseline_from(&suite, runs, recorded);
+        let text = serde_json::to_string_pretty(&baseline).expect("a baseline serialises");
+        std::fs::write(path, text + "\n")
+            .map_err(|e| cannot(format!("cannot write {}: {e}", path.display())))?;
+        print!("{}", baseline_text(&baseline));
+        println!("baseline written to {}", path.display());
+        return Ok(0);
+    }
+    let path = opts
+        .baseline
+        .as_ref()
+        .ok_or_else(|| cannot("give --baseline FILE or --record FILE"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        cannot(format!(
+            "cannot read the baseline {}: {e}; record one with compare gate --record {}",
+            path.display(),
+            path.display()
+        ))
+    })?;
+    let baseline: Baseline = serde_json::from_str(&text)
+        .map_err(|e| cannot(format!("{} is not a gate baseline: {e}", path.display())))?;
+    if baseline.suite_digest != suite.digest() {
+        return Err(cannot(format!(
+            "the suite {} changed since the baseline {} was recorded (digest {} vs {}); record a \
+             new baseline with compare gate --record {}",
+            opts.suite.display(),
+            path.display(),
+            suite.digest(),
+            baseline.suite_digest,
+            path.display()
+        )));
+    }
+    let (run, results) = run_once(&suite, &opts.spin, print_failures)?;
+    let checks = judge(&baseline, &run)?;
+    let md = summary_markdown(&checks, &opts.suite, path);
+    let regressions = checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Regression)
+        .count();
+    let report = serde_json::json!({
+        "verdict": if regressions == 0 { "pass" } else { "regression" },
+        "regressions": regressions,
+        "suite": opts.suite,
+        "suite_digest": suite.digest(),
+        "baseline": path,
+        "spin_ns": opts.spin.ns,
+        "spin_backends": opts.spin.backends,
+        "checks": checks,
+        "measured": run,
+        "env": results.first().map(|r| report::results_json(r)["env"].clone()),
+    });
+    let write = |name: &str, text: String| {
+        let p = opts.out.join(name);
+        std::fs::write(&p, text).map_err(|e| cannot(format!("cannot write {}: {e}", p.display())))
+    };
+    write(
+        "gate-report.json",
+        serde_json::to_string_pretty(&report).expect("a report serialises") + "\n",
+    )?;
+    write("gate-summary.md", md.clone())?;
+    print!("{md}");
+    println!(
+        "\nreport: {} and {}",
+        opts.out.join("gate-report.json").display(),
+        opts.out.join("gate-summary.md").display()
+    );
+    Ok(if regressions == 0 { 0 } else { 1 })
+}
+
+/// The recorded values and tolerances, as printed by `--record`.
+pub fn baseline_text(b: &Baseline) -> String {
+    let mut s = String::new();
+    for (sc, backends) in &b.scenarios {
+        let _ = writeln!(s, "scenario {sc}");
+        for (id, metrics) in backends {
+            let _ = write!(s, "  {id:<18}");
+            for (m, v) in metrics {
+                let _ = write!(s, " {}={:.3}±{:.3}", m.name(), v.value, v.tolerance);
+            }
+            let _ = writeln!(s);
+        }
+    }
+    s
+}
+
+fn unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suite() -> GateSuite {
+        GateSuite {
+            about: "test".into(),
+            reference: "epoll-et".into(),
+            reps: 5,
+            record_runs: 3,
+            k: 4.0,
+            floors: Floors {
+                cpu: 0.05,
+                latency: 0.25,
+                counter_rel: 0.02,
+                counter_abs: 0.01,
+            },
+            scenarios: vec![],
+        }
+    }
+
+    fn run_with(cpu: f64, sys: f64) -> SuiteRun {
+        let mut b = BackendRun::default();
+        b.metrics.insert(Metric::CpuRatio, cpu);
+        b.metrics.insert(Metric::SyscallsPerEvent, sys);
+        b.runs = 5;
+        let mut sc = BTreeMap::new();
+        sc.insert("x".to_string(), b);
+        let mut r = SuiteRun::new();
+        r.insert("s".into(), sc);
+        r
+    }
+
+    #[test]
+    fn noise_is_robust_and_never_zero_for_spread_values() {
+        assert_eq!(noise(&[1.0]), 0.0);
+        let n = noise(&[1.0, 1.0, 1.0, 2.0]);
+        assert!(n > 0.0, "MAD 0, but the values differ: {n}");
+        let n = noise(&[1.0, 1.1, 0.9, 1.05, 0.95]);
+        assert!((0.05..0.12).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn tolerance_takes_noise_times_k_above_the_floor() {
+        let s = suite();
+        // Own noise 0.02 on 1.0: 4 x 0.02 = 0.08 > floor 0.05.
+        assert!((tolerance(&s, Metric::CpuRatio, 1.0, 0.02, 0.0) - 0.08).abs() < 1e-9);
+        // Pooled relative noise 3% on 2.0 beats own noise 0.01.
+        assert!((tolerance(&s, Metric::CpuRatio, 2.0, 0.01, 0.03) - 0.24).abs() < 1e-9);
+        // Quiet counters get the floor.
+        assert!((tolerance(&s, Metric::SyscallsPerEvent, 0.1, 0.0, 0.0) - 0.01).abs() < 1e-9);
+        assert!((tolerance(&s, Metric::P99Ratio, 2.0, 0.0, 0.0) - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn judge_flags_a_rise_beyond_tolerance_and_only_that() {
+        let s = suite();
+        let runs = vec![run_with(1.0, 1.0), run_with(1.02, 1.0), run_with(0.98, 1.0)];
+        let b = baseline_from(&s, runs, BTreeMap::new());
+        let base = b.scenarios["s"]["x"][&Metric::CpuRatio];
+        assert_eq!(base.value, 1.0);
+        let verdict = |cpu: f64| {
+            judge(&b, &run_with(cpu, 1.0))
+                .unwrap()
+                .into_iter()
+                .find(|c| c.metric == "cpu_ratio")
+                .unwrap()
+                .verdict
+        };
+        assert_eq!(verdict(1.0), Verdict::Pass);
+        assert_eq!(verdict(1.0 + base.tolerance * 0.9), Verdict::Pass);
+        assert_eq!(verdict(1.0 + base.tolerance * 1.1), Verdict::Regression);
+        assert_eq!(verdict(1.0 - base.tolerance * 1.1), Verdict::Improved);
+        let sys = judge(&b, &run_with(1.0, 1.05)).unwrap();
+        let sys = sys
+            .iter()
+            .find(|c| c.metric == "syscalls_per_event")
+            .unwrap();
+        assert_eq!(sys.verdict, Verdict::Regression, "counters are near-exact");
+    }
+
+    #[test]
+    fn correctness_failures_are_always_regressions() {
+        let s = suite();
+        let b = baseline_from(&s, vec![run_with(1.0, 1.0); 3], BTreeMap::new());
+        let mut bad = run_with(1.0, 1.0);
+        bad.get_mut("s")
+            .unwrap()
+            .get_mut("x")
+            .unwrap()
+            .stale_or_spurious = 1;
+        let checks = judge(&b, &bad).unwrap();
+        let c = checks.iter().find(|c| c.metric == "correctness").unwrap();
+        assert_eq!(c.verdict, Verdict::Regression);
+        let md = summary_markdown(&checks, Path::new("g.json"), Path::new("b.json"));
+        assert!(md.starts_with("# Performance gate: REGRESSION"), "{md}");
+    }
+
+    #[test]
+    fn the_committed_suite_is_valid_and_its_baseline_matches_it() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches/gate.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let suite: GateSuite = serde_json::from_str(&text).unwrap();
+        for sc in &suite.scenarios {
+            assert!(sc.backends.contains(&suite.reference), "{}", sc.name);
+            FdKind::parse(&sc.fd_kind).unwrap();
+            for b in &sc.backends {
+                backends::info(b).unwrap();
+            }
+        }
+        let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches/baseline.json");
+        let b: Baseline =
+            serde_json::from_str(&std::fs::read_to_string(baseline).unwrap()).unwrap();
+        assert_eq!(
+            b.suite_digest,
+            suite.digest(),
+            "benches/baseline.json was recorded with another suite"
+        );
+    }
+}
