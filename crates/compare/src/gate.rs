@@ -6,8 +6,9 @@
 //!
 //! - correctness, always hard: every run delivers exactly the events fired
 //!   (no loss, no stale or spurious event) and ends without error;
-//! - counters, near-exact: consumer system calls per event, re-arms per
-//!   event;
+//! - counters: consumer system calls per event other than waits, and
+//!   re-arms per event, near-exact (they do not depend on timing); waits
+//!   per event, loosely (how events batch into one wait does);
 //! - cost: CPU ns/event as a ratio to the suite's reference backend, taken
 //!   within each repetition (the two ran back to back, so the machine's
 //!   drift cancels) and then the median over repetitions;
@@ -32,6 +33,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use userpoll::Counter;
+
 use crate::backends;
 use crate::fds::FdKind;
 use crate::harness::{Handler, Workload};
@@ -51,26 +54,49 @@ pub struct GateSuite {
     pub reps: usize,
     /// Whole-suite runs `--record` makes to measure the noise.
     pub record_runs: usize,
-    /// Tolerance = `k` x the measured noise (before the floors).
-    pub k: f64,
-    /// Smallest tolerances, whatever the noise.
-    pub floors: Floors,
+    /// How each class of metric turns measured noise into a tolerance.
+    /// Applied when judging, so changing a rule needs no new baseline.
+    pub tolerances: Tolerances,
+    /// Backends whose CPU and latency ratios are measured and reported but
+    /// not gated, each with the reason (their correctness and counters are
+    /// gated like every other backend's).
+    #[serde(default)]
+    pub ungated: BTreeMap<String, String>,
+    /// Whole-suite runs a gate may make: when a run shows a cost, counter
+    /// or latency regression, the suite runs again, and a check fails only
+    /// if it regressed in every run made (a correctness failure in any run
+    /// fails at once). 1 disables the confirmation.
+    #[serde(default = "one")]
+    pub attempts: usize,
     /// The workloads.
     pub scenarios: Vec<Scenario>,
 }
 
-/// Smallest tolerances.
+/// The tolerance rule of each class of metric.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Floors {
-    /// CPU ratio, as a fraction of the baseline value.
-    pub cpu: f64,
-    /// p99 ratio, as a fraction of the baseline value.
-    pub latency: f64,
-    /// Counters, as a fraction of the baseline value.
-    pub counter_rel: f64,
-    /// Counters, absolute (per event).
-    pub counter_abs: f64,
+pub struct Tolerances {
+    /// CPU ns/event ratios.
+    pub cpu: Rule,
+    /// p99 latency ratios (looser: tails are noisy on a VM).
+    pub latency: Rule,
+    /// Counters that do not depend on timing: system calls other than
+    /// waits, re-arms (near-exact).
+    pub exact: Rule,
+    /// Counters that depend on how events batch: waits per event.
+    pub timing: Rule,
+}
+
+/// Tolerance = max(`k` x noise, `floor_rel` x value, `floor_abs`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Multiple of the measured noise (a standard deviation).
+    pub k: f64,
+    /// Smallest tolerance as a fraction of the baseline value.
+    pub floor_rel: f64,
+    /// Smallest tolerance in the metric's own unit.
+    pub floor_abs: f64,
 }
 
 /// One workload of the suite.
@@ -103,8 +129,12 @@ pub struct Scenario {
 pub enum Metric {
     /// CPU ns/event over the reference's, same repetition; median.
     CpuRatio,
-    /// Consumer system calls per event; median over repetitions.
-    SyscallsPerEvent,
+    /// Consumer system calls per event other than waits (control, re-arm,
+    /// submit, handler reads); median over repetitions.
+    OpSyscallsPerEvent,
+    /// Consumer waits per event (`epoll_wait`, waiting `io_uring_enter`,
+    /// futex wait and wake); median over repetitions.
+    WaitSyscallsPerEvent,
     /// Re-arms per event; median over repetitions.
     RearmsPerEvent,
     /// p99 latency over the reference's, same repetition; median.
@@ -113,9 +143,10 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 4] = [
+    pub const ALL: [Metric; 5] = [
         Metric::CpuRatio,
-        Metric::SyscallsPerEvent,
+        Metric::OpSyscallsPerEvent,
+        Metric::WaitSyscallsPerEvent,
         Metric::RearmsPerEvent,
         Metric::P99Ratio,
     ];
@@ -124,14 +155,24 @@ impl Metric {
     pub fn name(self) -> &'static str {
         match self {
             Metric::CpuRatio => "cpu_ratio",
-            Metric::SyscallsPerEvent => "syscalls_per_event",
+            Metric::OpSyscallsPerEvent => "op_syscalls_per_event",
+            Metric::WaitSyscallsPerEvent => "wait_syscalls_per_event",
             Metric::RearmsPerEvent => "rearms_per_event",
             Metric::P99Ratio => "p99_ratio",
         }
     }
 
     fn is_counter(self) -> bool {
-        matches!(self, Metric::SyscallsPerEvent | Metric::RearmsPerEvent)
+        !matches!(self, Metric::CpuRatio | Metric::P99Ratio)
+    }
+
+    fn rule(self, t: &Tolerances) -> Rule {
+        match self {
+            Metric::CpuRatio => t.cpu,
+            Metric::P99Ratio => t.latency,
+            Metric::OpSyscallsPerEvent | Metric::RearmsPerEvent => t.exact,
+            Metric::WaitSyscallsPerEvent => t.timing,
+        }
     }
 }
 
@@ -159,10 +200,8 @@ pub type SuiteRun = BTreeMap<String, BTreeMap<String, BackendRun>>;
 pub struct Baselined {
     /// The value the gate compares with: the median of the recorded runs.
     pub value: f64,
-    /// The noise measured while recording (a standard deviation).
+    /// This metric's noise over the recorded runs (a standard deviation).
     pub noise: f64,
-    /// How far above `value` a measurement may go and still pass.
-    pub tolerance: f64,
 }
 
 /// The committed baseline.
@@ -177,6 +216,43 @@ pub struct Baseline {
     pub scenarios: BTreeMap<String, BTreeMap<String, BTreeMap<Metric, Baselined>>>,
     /// Every recorded run's per-backend medians, for the record.
     pub runs: Vec<SuiteRun>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Merges the checks of a confirming run into `checks`: a cost, counter or
+/// latency regression stands only if it regressed again; a correctness
+/// failure in either run stands.
+pub fn confirm(checks: &mut [Check], again: &[Check], attempt: usize) {
+    let key = |c: &Check| (c.scenario.clone(), c.backend.clone(), c.metric.clone());
+    let again: BTreeMap<_, &Check> = again.iter().map(|c| (key(c), c)).collect();
+    for c in checks.iter_mut() {
+        let Some(a) = again.get(&key(c)) else {
+            continue;
+        };
+        if c.metric == "correctness" {
+            if a.verdict == Verdict::Regression {
+                c.verdict = Verdict::Regression;
+                c.detail = format!("{} | run {attempt}: {}", c.detail, a.detail);
+            }
+            continue;
+        }
+        if c.verdict != Verdict::Regression {
+            continue;
+        }
+        if a.verdict == Verdict::Regression {
+            c.detail = format!("confirmed by run {attempt}: {:.3}", a.measured);
+        } else {
+            c.detail = format!(
+                "{:.3} in an earlier run, {:.3} in run {attempt}: not confirmed",
+                c.measured, a.measured
+            );
+            c.verdict = a.verdict;
+            c.measured = a.measured;
+        }
+    }
 }
 
 /// Why the gate could not run (exit 2).
@@ -238,9 +314,13 @@ impl GateSuite {
         Ok(())
     }
 
-    /// A digest of the suite's content (FNV-1a 64 over its canonical JSON).
+    /// A digest of what the measurements depend on (the reference, the
+    /// repetitions and the scenarios): FNV-1a 64 over their canonical JSON.
+    /// Tolerance rules and the ungated list are applied when judging and
+    /// are not part of it.
     pub fn digest(&self) -> String {
-        let text = serde_json::to_string(self).expect("a suite serialises");
+        let text = serde_json::to_string(&(&self.reference, self.reps, &self.scenarios))
+            .expect("a suite serialises");
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in text.bytes() {
             h ^= b as u64;
@@ -304,6 +384,15 @@ pub fn run_once(
     Ok((out, all))
 }
 
+/// Counters of system calls whose number per event depends on how events
+/// batch (timing), not on what the code does per event.
+const WAITS: [Counter; 4] = [
+    Counter::EpollWait,
+    Counter::EnterWait,
+    Counter::FutexWait,
+    Counter::FutexWake,
+];
+
 /// The per-backend measurements of one scenario's results.
 pub fn measure(results: &Results, reference: &str) -> BTreeMap<String, BackendRun> {
     let by_rep = |id: &str| -> BTreeMap<usize, &suite::RunResult> {
@@ -345,8 +434,15 @@ pub fn measure(results: &Results, reference: &str) -> BTreeMap<String, BackendRu
         }
         for (rep, r) in by_rep(id) {
             let pe = PerEvent::of(&r.outcome);
+            let o = &r.outcome;
+            let waits = WAITS.iter().map(|&c| o.backend.get(c)).sum::<u64>() + o.consumer_other;
+            let per = |n: u64| n as f64 / o.events.max(1) as f64;
             let mut push = |m: Metric, v: f64| b.per_rep.entry(m).or_default().push(v);
-            push(Metric::SyscallsPerEvent, pe.syscalls);
+            push(Metric::WaitSyscallsPerEvent, per(waits));
+            push(
+                Metric::OpSyscallsPerEvent,
+                per(o.consumer_syscalls() - waits),
+            );
             push(Metric::RearmsPerEvent, pe.rearms);
             // The reference's own ratios are 1 by definition: not gated.
             if id == reference_id {
@@ -389,23 +485,40 @@ pub fn noise(values: &[f64]) -> f64 {
     (1.4826 * mad).max(sd / 2.0)
 }
 
-/// The tolerance of one metric: `k` times its noise, where the noise is
+/// The tolerance of one metric: its class's `k` times its noise, where the noise is
 /// the larger of the metric's own (measured over the recorded runs) and
 /// the suite-wide relative noise of that metric applied to this value (a
 /// pooled estimate from every backend, so a backend whose few recorded
 /// runs happened to agree does not get a needle-thin tolerance); never
-/// below the suite's floors.
+/// below the class's floors.
 pub fn tolerance(suite: &GateSuite, metric: Metric, value: f64, own: f64, pooled_rel: f64) -> f64 {
     let noise = own.max(pooled_rel * value.abs());
-    let f = &suite.floors;
-    let floor = match metric {
-        Metric::CpuRatio => f.cpu * value.abs(),
-        Metric::P99Ratio => f.latency * value.abs(),
-        Metric::SyscallsPerEvent | Metric::RearmsPerEvent => {
-            (f.counter_rel * value.abs()).max(f.counter_abs)
+    let r = metric.rule(&suite.tolerances);
+    (r.k * noise)
+        .max(r.floor_rel * value.abs())
+        .max(r.floor_abs)
+}
+
+/// The suite-wide relative noise of each ratio metric: the median, over
+/// every gated backend of every scenario, of recorded noise / value.
+/// Counters get none (their floors carry them).
+pub fn pooled_noise(suite: &GateSuite, baseline: &Baseline) -> BTreeMap<Metric, f64> {
+    let mut rel: BTreeMap<Metric, Vec<f64>> = BTreeMap::new();
+    for backends in baseline.scenarios.values() {
+        for (b, metrics) in backends {
+            if suite.ungated.contains_key(b) {
+                continue;
+            }
+            for (m, v) in metrics {
+                if !m.is_counter() && v.value > 0.0 {
+                    rel.entry(*m).or_default().push(v.noise / v.value);
+                }
+            }
         }
-    };
-    (suite.k * noise).max(floor)
+    }
+    rel.into_iter()
+        .map(|(m, v)| (m, report::median_spread(v).map_or(0.0, |x| x.0)))
+        .collect()
 }
 
 /// Builds a baseline from several whole-suite runs.
@@ -428,39 +541,17 @@ pub fn baseline_from(
             }
         }
     }
-    // Pooled relative noise per metric: the median over backends of
-    // noise / value (counters are pooled too, but their floor dominates).
-    let mut rel: BTreeMap<Metric, Vec<f64>> = BTreeMap::new();
-    for ((_, _, m), vs) in &values {
-        let med = report::median_spread(vs.clone()).map_or(0.0, |x| x.0);
-        if med > 0.0 {
-            rel.entry(*m).or_default().push(noise(vs) / med);
-        }
-    }
-    let pooled: BTreeMap<Metric, f64> = rel
-        .into_iter()
-        .map(|(m, v)| (m, report::median_spread(v).map_or(0.0, |x| x.0)))
-        .collect();
     let mut scenarios: BTreeMap<String, BTreeMap<String, BTreeMap<Metric, Baselined>>> =
         BTreeMap::new();
     for ((sc, b, m), vs) in values {
         let value = report::median_spread(vs.clone()).map_or(0.0, |x| x.0);
         let own = noise(&vs);
-        let pooled_rel = if m.is_counter() { 0.0 } else { pooled[&m] };
-        let tol = tolerance(suite, m, value, own, pooled_rel);
         scenarios
             .entry(sc)
             .or_default()
             .entry(b)
             .or_default()
-            .insert(
-                m,
-                Baselined {
-                    value,
-                    noise: own,
-                    tolerance: tol,
-                },
-            );
+            .insert(m, Baselined { value, noise: own });
     }
     Baseline {
         suite_digest: suite.digest(),
@@ -481,6 +572,8 @@ pub enum Verdict {
     Improved,
     /// Worse than the baseline by more than the tolerance.
     Regression,
+    /// Reported, not gated (the suite's `ungated` list says why).
+    NotGated,
 }
 
 /// One line of the gate's report.
@@ -504,9 +597,15 @@ pub struct Check {
     pub detail: String,
 }
 
-/// Compares one suite run with the baseline.
-pub fn judge(baseline: &Baseline, run: &SuiteRun) -> Result<Vec<Check>, CannotRun> {
+/// Compares one suite run with the baseline, with the suite's tolerance
+/// rules.
+pub fn judge(
+    suite: &GateSuite,
+    baseline: &Baseline,
+    run: &SuiteRun,
+) -> Result<Vec<Check>, CannotRun> {
     let mut checks = Vec::new();
+    let pooled = pooled_noise(suite, baseline);
     for (sc, backends) in run {
         let Some(base_sc) = baseline.scenarios.get(sc) else {
             return Err(cannot(format!(
@@ -548,9 +647,14 @@ pub fn judge(baseline: &Baseline, run: &SuiteRun) -> Result<Vec<Check>, CannotRu
                 let (Some(base), Some(&v)) = (base_b.get(&metric), m.metrics.get(&metric)) else {
                     continue;
                 };
-                let verdict = if v > base.value + base.tolerance {
+                let pooled_rel = pooled.get(&metric).copied().unwrap_or(0.0);
+                let tol = tolerance(suite, metric, base.value, base.noise, pooled_rel);
+                let ungated = !metric.is_counter() && suite.ungated.contains_key(b);
+                let verdict = if ungated {
+                    Verdict::NotGated
+                } else if v > base.value + tol {
                     Verdict::Regression
-                } else if v < base.value - base.tolerance {
+                } else if v < base.value - tol {
                     Verdict::Improved
                 } else {
                     Verdict::Pass
@@ -560,10 +664,14 @@ pub fn judge(baseline: &Baseline, run: &SuiteRun) -> Result<Vec<Check>, CannotRu
                     backend: b.clone(),
                     metric: metric.name().into(),
                     baseline: base.value,
-                    tolerance: base.tolerance,
+                    tolerance: tol,
                     measured: v,
                     verdict,
-                    detail: String::new(),
+                    detail: if ungated {
+                        suite.ungated[b].clone()
+                    } else {
+                        String::new()
+                    },
                 });
             }
         }
@@ -642,6 +750,7 @@ fn verdict_word(v: Verdict) -> &'static str {
         Verdict::Pass => "pass",
         Verdict::Improved => "improved",
         Verdict::Regression => "**REGRESSION**",
+        Verdict::NotGated => "not gated",
     }
 }
 
@@ -725,7 +834,7 @@ fn run(opts: &GateOptions) -> Result<i32, CannotRun> {
         let text = serde_json::to_string_pretty(&baseline).expect("a baseline serialises");
         std::fs::write(path, text + "\n")
             .map_err(|e| cannot(format!("cannot write {}: {e}", path.display())))?;
-        print!("{}", baseline_text(&baseline));
+        print!("{}", baseline_text(&suite, &baseline));
         println!("baseline written to {}", path.display());
         return Ok(0);
     }
@@ -754,7 +863,23 @@ fn run(opts: &GateOptions) -> Result<i32, CannotRun> {
         )));
     }
     let (run, results) = run_once(&suite, &opts.spin, print_failures)?;
-    let checks = judge(&baseline, &run)?;
+    let mut checks = judge(&suite, &baseline, &run)?;
+    let mut confirming = Vec::new();
+    for attempt in 2..=suite.attempts {
+        let suspects = checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Regression && c.metric != "correctness")
+            .count();
+        if suspects == 0 {
+            break;
+        }
+        eprintln!(
+            "gate: {suspects} checks regressed; running the suite again (run {attempt}) to confirm"
+        );
+        let (again, _) = run_once(&suite, &opts.spin, print_failures)?;
+        confirm(&mut checks, &judge(&suite, &baseline, &again)?, attempt);
+        confirming.push(again);
+    }
     let md = summary_markdown(&checks, &opts.suite, path);
     let regressions = checks
         .iter()
@@ -770,6 +895,7 @@ fn run(opts: &GateOptions) -> Result<i32, CannotRun> {
         "spin_backends": opts.spin.backends,
         "checks": checks,
         "measured": run,
+        "confirming_runs": confirming,
         "env": results.first().map(|r| report::results_json(r)["env"].clone()),
     });
     let write = |name: &str, text: String| {
@@ -791,14 +917,20 @@ fn run(opts: &GateOptions) -> Result<i32, CannotRun> {
 }
 
 /// The recorded values and tolerances, as printed by `--record`.
-pub fn baseline_text(b: &Baseline) -> String {
+pub fn baseline_text(suite: &GateSuite, b: &Baseline) -> String {
+    let pooled = pooled_noise(suite, b);
     let mut s = String::new();
+    for (m, r) in &pooled {
+        let _ = writeln!(s, "pooled noise of {}: {:.1}%", m.name(), r * 100.0);
+    }
     for (sc, backends) in &b.scenarios {
         let _ = writeln!(s, "scenario {sc}");
         for (id, metrics) in backends {
             let _ = write!(s, "  {id:<18}");
             for (m, v) in metrics {
-                let _ = write!(s, " {}={:.3}±{:.3}", m.name(), v.value, v.tolerance);
+                let pooled_rel = pooled.get(m).copied().unwrap_or(0.0);
+                let tol = tolerance(suite, *m, v.value, v.noise, pooled_rel);
+                let _ = write!(s, " {}={:.3}±{:.3}", m.name(), v.value, tol);
             }
             let _ = writeln!(s);
         }
@@ -822,21 +954,38 @@ mod tests {
             reference: "epoll-et".into(),
             reps: 5,
             record_runs: 3,
-            k: 4.0,
-            floors: Floors {
-                cpu: 0.05,
-                latency: 0.25,
-                counter_rel: 0.02,
-                counter_abs: 0.01,
+            tolerances: Tolerances {
+                cpu: Rule {
+                    k: 4.0,
+                    floor_rel: 0.05,
+                    floor_abs: 0.0,
+                },
+                latency: Rule {
+                    k: 4.0,
+                    floor_rel: 0.25,
+                    floor_abs: 0.0,
+                },
+                exact: Rule {
+                    k: 4.0,
+                    floor_rel: 0.02,
+                    floor_abs: 0.01,
+                },
+                timing: Rule {
+                    k: 4.0,
+                    floor_rel: 0.5,
+                    floor_abs: 0.25,
+                },
             },
             scenarios: vec![],
+            ungated: BTreeMap::new(),
+            attempts: 2,
         }
     }
 
     fn run_with(cpu: f64, sys: f64) -> SuiteRun {
         let mut b = BackendRun::default();
         b.metrics.insert(Metric::CpuRatio, cpu);
-        b.metrics.insert(Metric::SyscallsPerEvent, sys);
+        b.metrics.insert(Metric::OpSyscallsPerEvent, sys);
         b.runs = 5;
         let mut sc = BTreeMap::new();
         sc.insert("x".to_string(), b);
@@ -862,7 +1011,7 @@ mod tests {
         // Pooled relative noise 3% on 2.0 beats own noise 0.01.
         assert!((tolerance(&s, Metric::CpuRatio, 2.0, 0.01, 0.03) - 0.24).abs() < 1e-9);
         // Quiet counters get the floor.
-        assert!((tolerance(&s, Metric::SyscallsPerEvent, 0.1, 0.0, 0.0) - 0.01).abs() < 1e-9);
+        assert!((tolerance(&s, Metric::OpSyscallsPerEvent, 0.1, 0.0, 0.0) - 0.01).abs() < 1e-9);
         assert!((tolerance(&s, Metric::P99Ratio, 2.0, 0.0, 0.0) - 0.5).abs() < 1e-9);
     }
 
@@ -873,8 +1022,10 @@ mod tests {
         let b = baseline_from(&s, runs, BTreeMap::new());
         let base = b.scenarios["s"]["x"][&Metric::CpuRatio];
         assert_eq!(base.value, 1.0);
+        let pooled = pooled_noise(&s, &b)[&Metric::CpuRatio];
+        let tol = tolerance(&s, Metric::CpuRatio, 1.0, base.noise, pooled);
         let verdict = |cpu: f64| {
-            judge(&b, &run_with(cpu, 1.0))
+            judge(&s, &b, &run_with(cpu, 1.0))
                 .unwrap()
                 .into_iter()
                 .find(|c| c.metric == "cpu_ratio")
@@ -882,15 +1033,51 @@ mod tests {
                 .verdict
         };
         assert_eq!(verdict(1.0), Verdict::Pass);
-        assert_eq!(verdict(1.0 + base.tolerance * 0.9), Verdict::Pass);
-        assert_eq!(verdict(1.0 + base.tolerance * 1.1), Verdict::Regression);
-        assert_eq!(verdict(1.0 - base.tolerance * 1.1), Verdict::Improved);
-        let sys = judge(&b, &run_with(1.0, 1.05)).unwrap();
+        assert_eq!(verdict(1.0 + tol * 0.9), Verdict::Pass);
+        assert_eq!(verdict(1.0 + tol * 1.1), Verdict::Regression);
+        assert_eq!(verdict(1.0 - tol * 1.1), Verdict::Improved);
+        let sys = judge(&s, &b, &run_with(1.0, 1.05)).unwrap();
         let sys = sys
             .iter()
-            .find(|c| c.metric == "syscalls_per_event")
+            .find(|c| c.metric == "op_syscalls_per_event")
             .unwrap();
         assert_eq!(sys.verdict, Verdict::Regression, "counters are near-exact");
+    }
+
+    #[test]
+    fn a_regression_stands_only_if_the_confirming_run_repeats_it() {
+        let s = suite();
+        let runs = vec![run_with(1.0, 1.0), run_with(1.02, 1.0), run_with(0.98, 1.0)];
+        let b = baseline_from(&s, runs, BTreeMap::new());
+        let cpu = |checks: &[Check]| {
+            checks
+                .iter()
+                .find(|c| c.metric == "cpu_ratio")
+                .unwrap()
+                .verdict
+        };
+        let mut first = judge(&s, &b, &run_with(2.0, 1.0)).unwrap();
+        assert_eq!(cpu(&first), Verdict::Regression);
+        confirm(&mut first, &judge(&s, &b, &run_with(1.0, 1.0)).unwrap(), 2);
+        assert_eq!(cpu(&first), Verdict::Pass, "a noise spike is not confirmed");
+        let mut first = judge(&s, &b, &run_with(2.0, 1.0)).unwrap();
+        confirm(&mut first, &judge(&s, &b, &run_with(2.0, 1.0)).unwrap(), 2);
+        assert_eq!(cpu(&first), Verdict::Regression, "a real regression is");
+        let mut bad = run_with(1.0, 1.0);
+        bad.get_mut("s")
+            .unwrap()
+            .get_mut("x")
+            .unwrap()
+            .failures
+            .push("x".into());
+        let mut first = judge(&s, &b, &run_with(1.0, 1.0)).unwrap();
+        confirm(&mut first, &judge(&s, &b, &bad).unwrap(), 2);
+        let c = first.iter().find(|c| c.metric == "correctness").unwrap();
+        assert_eq!(
+            c.verdict,
+            Verdict::Regression,
+            "a correctness failure in any run stands"
+        );
     }
 
     #[test]
@@ -903,7 +1090,7 @@ mod tests {
             .get_mut("x")
             .unwrap()
             .stale_or_spurious = 1;
-        let checks = judge(&b, &bad).unwrap();
+        let checks = judge(&s, &b, &bad).unwrap();
         let c = checks.iter().find(|c| c.metric == "correctness").unwrap();
         assert_eq!(c.verdict, Verdict::Regression);
         let md = summary_markdown(&checks, Path::new("g.json"), Path::new("b.json"));

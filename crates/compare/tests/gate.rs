@@ -38,8 +38,12 @@ fn tiny_suite(dir: &Path, rounds: u64) -> PathBuf {
         "reference": "epoll-et",
         "reps": 3,
         "record_runs": 3,
-        "k": 4.0,
-        "floors": { "cpu": 0.05, "latency": 0.25, "counter_rel": 0.02, "counter_abs": 0.01 },
+        "tolerances": {
+            "cpu": { "k": 4.0, "floor_rel": 0.05, "floor_abs": 0.0 },
+            "latency": { "k": 4.0, "floor_rel": 0.5, "floor_abs": 0.0 },
+            "exact": { "k": 4.0, "floor_rel": 0.02, "floor_abs": 0.05 },
+            "timing": { "k": 4.0, "floor_rel": 0.5, "floor_abs": 0.25 }
+        },
         "scenarios": [{
             "name": "tiny", "fd_kind": "eventfd", "fds": 64, "active": 8,
             "rounds": rounds, "warmup_rounds": 2, "handler": "read", "writers": 1,
