@@ -72,13 +72,20 @@ fn record_then_a_large_injected_regression_fails_with_exit_1() {
     let floor = &baseline["scenarios"]["tiny"]["floor"];
     for m in [
         "cpu_ratio",
-        "syscalls_per_event",
+        "op_syscalls_per_event",
+        "wait_syscalls_per_event",
         "rearms_per_event",
         "p99_ratio",
     ] {
-        let tol = floor[m]["tolerance"].as_f64().unwrap_or(-1.0);
-        assert!(tol > 0.0, "{m} has no positive tolerance: {floor}");
+        let (v, n) = (floor[m]["value"].as_f64(), floor[m]["noise"].as_f64());
+        assert!(
+            v.is_some_and(|v| v >= 0.0) && n.is_some_and(|n| n >= 0.0),
+            "{m} has no value and noise: {floor}"
+        );
     }
+    // Floor makes exactly one read per event and no other call but waits.
+    let ops = floor["op_syscalls_per_event"]["value"].as_f64().unwrap();
+    assert!((ops - 1.0).abs() < 1e-9, "floor op syscalls/event {ops}");
     assert_eq!(baseline["runs"].as_array().unwrap().len(), 3);
 
     // 100 us of busy work per event on floor: its CPU ratio to epoll-et
