@@ -413,23 +413,8 @@ fn run(args: &RunArgs) -> i32 {
         return 2;
     }
     let results = suite::run_suite(&cfg, |r| {
-        let o = &r.outcome;
-        if o.failed() {
-            eprintln!(
-                "\n*** FAILED: {} rep {}: delivered {} events, expected {}{}{} ***\n",
-                r.backend,
-                r.rep,
-                o.events,
-                o.events_expected,
-                if o.spurious > 0 {
-                    format!(" ({} for fds that were not fired)", o.spurious)
-                } else {
-                    String::new()
-                },
-                o.error
-                    .as_deref()
-                    .map_or(String::new(), |e| format!(": {e}"))
-            );
+        if let Some(why) = r.outcome.failure() {
+            eprintln!("\n*** FAILED: {} rep {}: {why} ***\n", r.backend, r.rep);
         }
     });
     let results = match results {

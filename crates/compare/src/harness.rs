@@ -170,6 +170,25 @@ impl Outcome {
         self.error.is_some() || self.events != self.events_expected
     }
 
+    /// What went wrong, for a failed run: the counts and the error, as
+    /// printed and kept in reports; `None` for a run that did not fail.
+    pub fn failure(&self) -> Option<String> {
+        if !self.failed() {
+            return None;
+        }
+        let mut s = format!(
+            "delivered {} events, expected {}",
+            self.events, self.events_expected
+        );
+        if self.spurious > 0 {
+            s += &format!(" ({} for fds that were not fired)", self.spurious);
+        }
+        if let Some(e) = &self.error {
+            s += &format!(": {e}");
+        }
+        Some(s)
+    }
+
     /// System calls of the consuming side in the measured phase: the
     /// backend's (any thread it runs), the handler's reads, the consumer's
     /// wakes.

@@ -4,33 +4,12 @@
 //! threads; the only regression asserted is one far larger than any noise
 //! (a 100 us spin per event against runs that cost a few us per event).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{compare, text, tmp};
 use serde_json::Value;
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("compare-gate-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn compare(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_compare"))
-        .args(args)
-        .output()
-        .expect("run compare")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn tiny_suite(dir: &Path, rounds: u64) -> PathBuf {
     let suite = serde_json::json!({
