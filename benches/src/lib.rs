@@ -17,8 +17,8 @@
 //!   thread) and `uring-poll` (default profile).
 //!
 //! The CI performance gate's suite (`benches/gate.json`) and baseline
-//! (`benches/baseline.json`) are to live beside them in this folder; they
-//! are data for `compare gate`, not code of this package.
+//! (`benches/baseline.json`) live beside them in this folder; they are data
+//! for `compare gate` (`docs/gate.md`), not code of this package.
 //!
 //! This library holds only what the benchmarks share: raising the fd limit,
 //! making and firing eventfds, and waiting for the pollers to settle, so
