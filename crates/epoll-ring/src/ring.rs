@@ -696,17 +696,16 @@ mod mmap {
         }
 
         pub(super) fn header(&self) -> &Header {
-            // SAFETY: the mapping is page-aligned, at least HEADER_SIZE
-            // bytes, zero-initialised (a valid Header: atomics and u32s of
-            // any value) and lives as long as self.
+            // The mapping is page-aligned, at least HEADER_SIZE bytes and
+            // zero-initialised; a Header (atomics, u32s) is valid for any bits.
+            // SAFETY: so the reference is valid while the mapping (self) lives.
             unsafe { &*self.base.as_ptr().cast::<Header>() }
         }
 
         pub(super) fn items(&self) -> &[Item] {
-            // SAFETY: `items` Items of 16 bytes start at offset 128 (aligned
-            // to 16) and end before `header_length`, inside the mapping;
-            // any bit pattern is a valid Item; the mapping lives as long as
-            // self.
+            // `items` Items of 16 bytes start at offset 128 (aligned to 16)
+            // and end before `header_length`, inside the mapping.
+            // SAFETY: any bits are a valid Item; the mapping lives with self.
             unsafe {
                 std::slice::from_raw_parts(
                     self.base.as_ptr().add(HEADER_SIZE).cast::<Item>(),
@@ -716,9 +715,9 @@ mod mmap {
         }
 
         pub(super) fn index(&self) -> &[AtomicU32] {
-            // SAFETY: `index_entries` u32s start at the page-aligned offset
-            // `header_length` and end at the end of the mapping; any bit
-            // pattern is a valid AtomicU32; the mapping lives as long as self.
+            // `index_entries` u32s start at the page-aligned offset
+            // `header_length` and end at the end of the mapping.
+            // SAFETY: any bits are a valid AtomicU32; the mapping lives with self.
             unsafe {
                 std::slice::from_raw_parts(
                     self.base

@@ -468,9 +468,9 @@ impl Owner {
     fn queue_sqe(&mut self, e: squeue::Entry) {
         self.queued_sqes += 1;
         if self.backlog.is_empty() {
-            // SAFETY: our SQEs (POLL_ADD, POLL_REMOVE, ASYNC_CANCEL) carry
-            // no pointers to buffers; the fds they name are checked open at
-            // add, and the kernel takes its own reference to the file.
+            // Our SQEs (POLL_ADD, POLL_REMOVE, ASYNC_CANCEL) name fds checked
+            // open at add, and the kernel takes its own file reference.
+            // SAFETY: they carry no pointers to buffers that could dangle.
             if unsafe { self.ring.submission().push(&e) }.is_ok() {
                 return;
             }
@@ -518,10 +518,10 @@ impl Owner {
             ),
             None => (flags, std::ptr::null(), 0),
         };
-        // SAFETY: `arg`, when set, points to a live io_uring_getevents_arg
-        // (SubmitArgs wraps exactly that) whose timespec outlives the call,
-        // and EXT_ARG tells the kernel so. The SQ entries up to its tail
-        // are initialised SQEs pushed through SubmissionQueue::push.
+        // The SQ entries up to its tail are initialised SQEs pushed through
+        // SubmissionQueue::push; EXT_ARG is set exactly when `arg` is.
+        // SAFETY: `arg` points to a live io_uring_getevents_arg (SubmitArgs)
+        // whose timespec outlives the call.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_io_uring_enter,
@@ -629,17 +629,25 @@ impl Owner {
             return self.submit(c);
         }
         let n = self.submitted();
-        let (min_complete, timeout) = if self.profile == Profile::Defer {
-            let cq = self.ring.completion();
-            let room = cq.capacity() - cq.len();
-            drop(cq);
-            let want = want.min(room).clamp(1, u32::MAX as usize);
-            (want as u32, Some(Duration::ZERO))
-        } else {
-            (0, None)
-        };
+        let (min_complete, timeout) = self.getevents_args(want);
         c.incr(Counter::EnterSubmit);
         self.enter_getevents(n, min_complete, timeout)
+    }
+
+    /// `min_complete` and timeout of a non-blocking GETEVENTS enter. Defer:
+    /// ask for `want` completions, but no more than the CQ has room for
+    /// (more would overflow it), with a zero timeout; others: 0 and none.
+    fn getevents_args(&mut self, want: usize) -> (u32, Option<Duration>) {
+        if self.profile != Profile::Defer {
+            return (0, None);
+        }
+        let cq = self.ring.completion();
+        let room = cq.capacity() - cq.len();
+        drop(cq);
+        (
+            want.min(room).clamp(1, u32::MAX as usize) as u32,
+            Some(Duration::ZERO),
+        )
     }
 
     /// Coop and Defer: whether completion work waits for an enter of ours.
@@ -665,16 +673,7 @@ impl Owner {
         } else {
             self.submitted()
         };
-        let (min_complete, timeout) = if self.profile == Profile::Defer {
-            // No more than the CQ has room for: more would overflow it.
-            let cq = self.ring.completion();
-            let room = cq.capacity() - cq.len();
-            drop(cq);
-            let want = want.min(room).clamp(1, u32::MAX as usize);
-            (want as u32, Some(Duration::ZERO))
-        } else {
-            (0, None)
-        };
+        let (min_complete, timeout) = self.getevents_args(want);
         c.incr(Counter::EnterWait);
         match self.enter(n, min_complete, EnterFlags::GETEVENTS, timeout) {
             Ok(_) => Ok(()),

@@ -122,10 +122,10 @@ const _: () = assert!(std::mem::size_of::<squeue::Entry>() == 64);
 /// three fields the update adds.
 pub fn poll_update(old: Key, new: Key, mask: u32) -> squeue::Entry {
     let base = opcode::PollRemove::new(encode(old, Kind::Poll)).build();
-    // SAFETY: squeue::Entry is #[repr(C)] around the kernel's 64-byte
-    // io_uring_sqe, and RawSqe is a #[repr(C)] plain-data view of the same
-    // 64 bytes (sizes asserted above, offsets tested); every bit pattern is
-    // valid for both.
+    // squeue::Entry is #[repr(C)] around the kernel's 64-byte io_uring_sqe;
+    // RawSqe is a #[repr(C)] plain-data view of the same 64 bytes (sizes
+    // asserted above, offsets tested).
+    // SAFETY: same size, and every bit pattern is valid for both types.
     let mut raw: RawSqe = unsafe { std::mem::transmute::<squeue::Entry, RawSqe>(base) };
     raw.off = encode(new, Kind::Poll);
     raw.len = POLL_UPDATE_EVENTS | POLL_UPDATE_USER_DATA | POLL_ADD_MULTI;

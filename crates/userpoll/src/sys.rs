@@ -13,6 +13,7 @@ use std::os::fd::{BorrowedFd, RawFd};
 #[macro_export]
 macro_rules! syscall {
     ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
+        // SAFETY: the caller's SAFETY comment, at the macro use, covers this call.
         #[allow(unused_unsafe, clippy::undocumented_unsafe_blocks, clippy::macro_metavars_in_unsafe)]
         let res = unsafe { libc::$fn($($arg, )*) };
         if res == -1 {
