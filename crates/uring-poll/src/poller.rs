@@ -398,7 +398,10 @@ const IORING_REGISTER_RING_FDS: libc::c_long = 20;
 const IORING_UNREGISTER_RING_FDS: libc::c_long = 21;
 
 /// Registers (`fd >= 0`, returns the index) or unregisters (`fd == -1`,
-/// at `index`) a ring fd with the calling thread.
+/// at `index`) a ring fd with the calling thread. The kernel refuses an
+/// unregistration whose `data` is not 0 (EINVAL), and a registration that
+/// is never undone keeps the ring, and every poll it holds, alive until
+/// the thread exits.
 fn ring_fd_register(ring_fd: RawFd, op: libc::c_long, fd: RawFd, index: u32) -> io::Result<u32> {
     #[repr(C)]
     struct RsrcUpdate {
@@ -409,7 +412,7 @@ fn ring_fd_register(ring_fd: RawFd, op: libc::c_long, fd: RawFd, index: u32) -> 
     let mut up = RsrcUpdate {
         offset: index,
         resv: 0,
-        data: fd as i64 as u64,
+        data: if fd < 0 { 0 } else { fd as u64 },
     };
     // SAFETY: `up` is live for the call; the kernel reads it and, on
     // registration, writes the chosen index back into `offset`.
@@ -435,8 +438,9 @@ impl Drop for Owner {
         // thread, the ring lives on until that thread exits.
         if let Some(index) = self.registered.take() {
             if self.thread == Some(thread::current().id()) {
-                let _ =
+                let r =
                     ring_fd_register(self.ring.as_raw_fd(), IORING_UNREGISTER_RING_FDS, -1, index);
+                debug_assert!(r.is_ok(), "unregistering the ring fd: {r:?}");
             }
         }
     }

@@ -979,6 +979,11 @@ fn s14_in_this_process<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
                 .add(fd.as_fd(), Interest::READABLE, i as u64)
                 .unwrap();
         }
+        // A pipe's read end, to see below whether the kernel still holds it.
+        let (rd, wr) = fds::pipe().unwrap();
+        h.control()
+            .add(rd.as_fd(), Interest::READABLE, efds.len() as u64)
+            .unwrap();
         for fd in efds.iter().step_by(2) {
             fds::fire(fd.as_fd()).unwrap();
         }
@@ -986,10 +991,28 @@ fn s14_in_this_process<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
         let ctl = h.control().clone();
         drop(h);
         drop(ctl);
-        let fds_after = crate::sys::open_fd_count().unwrap();
+        drop(rd);
+        let fds_after = crate::sys::open_fd_count().unwrap() - 1; // wr
         assert_eq!(
             fds_after, fds_before,
             "round {round}: fds leaked by a dropped poller"
+        );
+        // Kernel objects: whatever the poller made in the kernel (an epoll
+        // instance, a ring and its requests) is gone, so nothing holds the
+        // pipe's read end any more and a write finds no reader. A ring is
+        // torn down by a kernel worker after its fd closes: allow it time.
+        let deadline = Instant::now() + PATIENCE;
+        let no_reader = loop {
+            match fds::write(wr.as_fd(), b"x") {
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => break true,
+                _ if Instant::now() >= deadline => break false,
+                _ => thread::sleep(Duration::from_millis(1)),
+            }
+        };
+        assert!(
+            no_reader,
+            "round {round}: {PATIENCE:?} after the poller was dropped, the kernel still holds \
+             the read end of a pipe it watched (a ring or epoll instance outlived the poller)"
         );
         // Threads are joined on drop, but the kernel may list an exiting
         // thread for a moment.
