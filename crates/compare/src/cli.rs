@@ -96,6 +96,11 @@ pub struct RunArgs {
     /// Open loop: fires per second on a schedule; latency from the scheduled time.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Closed loop in bursts: the writers fire each whole round before the
+    /// consumer takes it, so batching does not depend on scheduling (the
+    /// gate's cost scenarios). Latency then includes the round's firing.
+    #[arg(long, conflicts_with = "rate")]
+    pub burst: bool,
     /// Consuming threads, for backends that support several.
     #[arg(long, default_value_t = 1)]
     pub consumers: usize,
@@ -320,6 +325,7 @@ pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfi
             writers,
             consumers: args.consumers,
             rate: args.rate,
+            burst: args.burst,
             own_fd: series,
             churn,
             seed: args.seed,

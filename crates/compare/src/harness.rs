@@ -69,6 +69,13 @@ pub struct Workload {
     pub consumers: usize,
     /// Open loop: fires per second.
     pub rate: Option<f64>,
+    /// Closed loop in bursts: the writers fire the whole round before the
+    /// consumer takes any of it, so every round reaches the backend as one
+    /// batch whatever the scheduling. Per-event costs then do not depend on
+    /// how the consumer's waits interleave with the writers' fires (the
+    /// gate's cost scenarios); latency includes the rest of the round's
+    /// firing.
+    pub burst: bool,
     /// Writer `w` fires fd `w` every round (the userpoll-series shape);
     /// needs `fds == active == writers`.
     pub own_fd: bool,
@@ -105,6 +112,7 @@ impl Default for Workload {
             writers: 1,
             consumers: 1,
             rate: None,
+            burst: false,
             own_fd: false,
             churn: 0,
             seed: 1,
@@ -139,6 +147,10 @@ pub struct Outcome {
     pub process_cpu_ns: u64,
     /// The consuming thread's CPU time over the measured phase.
     pub consumer_cpu_ns: u64,
+    /// The writer threads' CPU time over the measured phase: the load
+    /// generator's share of `process_cpu_ns` (its `write` calls, and the
+    /// kernel's wake-up work that runs inside them).
+    pub writer_cpu_ns: u64,
     /// The backend's counters over the measured phase.
     pub backend: Stats,
     /// The backend's system calls over its whole life in the run
@@ -233,10 +245,14 @@ struct Shared<'a> {
     fire: Box<[AtomicU64]>,
     /// Round number (futex word for parked writers); `OPEN` for the schedule.
     gate: AtomicU32,
+    /// Burst mode: writer-rounds fired (futex word for the consumer).
+    fired: AtomicU32,
     sleepers: AtomicU32,
     stop: AtomicBool,
     floor: Option<Arc<FloorQueue>>,
     counts: WriterCounts,
+    /// CPU-time clocks of the writer threads, each published first thing.
+    writer_clocks: Mutex<Vec<libc::clockid_t>>,
     /// Open loop: schedule start and the fires to make.
     open_start: AtomicU64,
     open_fires: AtomicU64,
@@ -265,6 +281,11 @@ impl Shared<'_> {
     }
 
     fn writer(&self, w: usize) {
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        if let Ok(mut c) = self.writer_clocks.lock() {
+            c.push(sys::thread_cpu_clock(me));
+        }
         let wl = self.w;
         let n = wl.fds;
         let mut perm: Vec<u32> = (0..n as u32).collect();
@@ -296,6 +317,9 @@ impl Shared<'_> {
                 if !self.fire(w, now_ns()) {
                     return;
                 }
+                if wl.burst {
+                    self.fired_round();
+                }
                 continue;
             }
             // Every writer draws the same shuffle, round after round.
@@ -308,6 +332,42 @@ impl Shared<'_> {
                     return;
                 }
             }
+            if wl.burst {
+                self.fired_round();
+            }
+        }
+    }
+
+    /// Burst mode: this writer's share of the round is fired; wake the
+    /// consumer waiting for the whole round.
+    fn fired_round(&self) {
+        self.fired.fetch_add(1, Ordering::SeqCst);
+        self.counts.other.fetch_add(1, Ordering::Relaxed);
+        sys::futex_wake_all(&self.fired);
+    }
+
+    /// Burst mode, the consumer: waits until every writer fired round
+    /// `round` (returns the futex waits made).
+    fn await_round(&self, round: u32) -> Result<u64, String> {
+        let want = round.wrapping_mul(self.w.writers as u32);
+        let mut calls = 0;
+        let start = now_ns();
+        loop {
+            let f = self.fired.load(Ordering::SeqCst);
+            if f == want {
+                return Ok(calls);
+            }
+            if self.stop.load(Ordering::Acquire) {
+                return Err("the writers stopped".into());
+            }
+            if now_ns() - start > self.w.stall.as_nanos() as u64 {
+                return Err(format!(
+                    "stalled: the writers did not fire round {round} within {:?}",
+                    self.w.stall
+                ));
+            }
+            calls += 1;
+            sys::futex_wait(&self.fired, f, WAIT_SLICE.as_nanos() as u64);
         }
     }
 
@@ -376,10 +436,12 @@ pub fn run_one(id: &str, w: &Workload, fds: &FdSet) -> Outcome {
         w,
         fire: (0..w.sources()).map(|_| AtomicU64::new(0)).collect(),
         gate: AtomicU32::new(0),
+        fired: AtomicU32::new(0),
         sleepers: AtomicU32::new(0),
         stop: AtomicBool::new(false),
         floor: floor.clone(),
         counts: WriterCounts::default(),
+        writer_clocks: Mutex::new(Vec::new()),
         open_start: AtomicU64::new(0),
         open_fires: AtomicU64::new(0),
         error: Mutex::new(None),
@@ -392,6 +454,7 @@ pub fn run_one(id: &str, w: &Workload, fds: &FdSet) -> Outcome {
         wall_ns: 0,
         process_cpu_ns: 0,
         consumer_cpu_ns: 0,
+        writer_cpu_ns: 0,
         backend: Stats::default(),
         backend_total_syscalls: 0,
         handler_reads: 0,
@@ -453,8 +516,11 @@ pub fn run_one(id: &str, w: &Workload, fds: &FdSet) -> Outcome {
                 }
             }
         }
-        // Each consumer publishes its CPU-time clock first thing.
-        while spawned.is_ok() && pool.clocks.lock().map_or(0, |c| c.len()) < helpers.len() {
+        // Each writer and consumer publishes its CPU-time clock first thing.
+        let published = |m: &Mutex<Vec<libc::clockid_t>>| m.lock().map_or(0, |c| c.len());
+        while spawned.is_ok()
+            && (published(&pool.clocks) < helpers.len() || published(&sh.writer_clocks) < w.writers)
+        {
             tally.other += 1;
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
@@ -664,6 +730,9 @@ fn consume(
                 sys::futex_wake_all(&sh.gate);
             }
             churn.step(w.churn, fds, b)?;
+            if w.burst {
+                tally.other += sh.await_round(round)?;
+            }
             match many {
                 Some(m) => wait_many(sh, m.pool, w.active as u64, tally),
                 None => take(sh, b, w.active as u64, tally, hist, &mut buf),
@@ -701,7 +770,17 @@ fn consume(
     let (e0, sp0, r0, o0) = counts(tally);
     let writes0 = sh.counts.writes.load(Ordering::Relaxed);
     let wother0 = sh.counts.other.load(Ordering::Relaxed);
+    let writer_clocks: Vec<libc::clockid_t> = sh
+        .writer_clocks
+        .lock()
+        .map(|c| c.clone())
+        .unwrap_or_default();
+    let writer_cpu = |tally: &mut Tally| {
+        tally.other += writer_clocks.len() as u64;
+        writer_clocks.iter().map(|&c| sys::clock_ns(c)).sum::<u64>()
+    };
     tally.other += 1;
+    let wcpu0 = writer_cpu(tally);
     let pcpu0 = sys::process_cpu_ns();
     let ccpu0 = consumer_cpu(tally);
     let t0 = now_ns();
@@ -747,6 +826,7 @@ fn consume(
     out.wall_ns = now_ns() - t0;
     out.consumer_cpu_ns = consumer_cpu(tally) - ccpu0;
     out.process_cpu_ns = sys::process_cpu_ns() - pcpu0;
+    out.writer_cpu_ns = writer_cpu(tally) - wcpu0;
     tally.other += 1;
     out.backend = b.stats() - s0;
     let (e1, sp1, r1, o1) = counts(tally);

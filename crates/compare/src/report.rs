@@ -49,6 +49,10 @@ pub struct PerEvent {
     pub cpu_ns: f64,
     /// Consuming-thread CPU ns per event.
     pub consumer_cpu_ns: f64,
+    /// The backend side's CPU ns per event: the whole process less the
+    /// writer threads (the load generator). The consumer plus any thread
+    /// the backend runs (epoll-ring's driver, io_uring's kernel workers).
+    pub backend_cpu_ns: f64,
     /// Consuming-side system calls per event.
     pub syscalls: f64,
     /// Re-arms per event.
@@ -66,6 +70,7 @@ impl PerEvent {
             },
             cpu_ns: per(o.process_cpu_ns, o.events),
             consumer_cpu_ns: per(o.consumer_cpu_ns, o.events),
+            backend_cpu_ns: per(o.process_cpu_ns.saturating_sub(o.writer_cpu_ns), o.events),
             syscalls: per(o.consumer_syscalls(), o.events),
             rearms: per(o.backend.rearms(), o.events),
         }
@@ -104,6 +109,8 @@ pub fn run_json(results: &Results, r: &RunResult) -> Value {
         "events_per_sec": pe.events_per_sec,
         "cpu_ns_per_event": pe.cpu_ns,
         "consumer_cpu_ns_per_event": pe.consumer_cpu_ns,
+        "backend_cpu_ns_per_event": pe.backend_cpu_ns,
+        "writer_cpu_ns_per_event": per(o.writer_cpu_ns, o.events),
         "consumer_syscalls_per_event": pe.syscalls,
         "rearms_per_event": pe.rearms,
         "overflow_recoveries": o.backend.get(Counter::OverflowRecoveries),
