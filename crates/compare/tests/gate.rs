@@ -25,7 +25,7 @@ fn tiny_suite(dir: &Path, rounds: u64) -> PathBuf {
         },
         "scenarios": [{
             "name": "tiny", "fd_kind": "eventfd", "fds": 64, "active": 8,
-            "rounds": rounds, "warmup_rounds": 2, "handler": "read", "writers": 1,
+            "rounds": rounds, "warmup_rounds": 2, "handler": "read", "writers": 1, "burst": true,
             "backends": ["floor", "epoll-et"]
         }]
     });
