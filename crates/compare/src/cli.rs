@@ -64,6 +64,9 @@ pub struct GateArgs {
     /// Backends `--spin-ns` applies to, comma-separated (default: all).
     #[arg(long, value_delimiter = ',', requires = "spin_ns")]
     pub spin_backends: Option<Vec<String>>,
+    /// Scenarios of the suite `--spin-ns` applies to, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', requires = "spin_ns")]
+    pub spin_scenarios: Option<Vec<String>>,
 }
 
 /// Options of `compare run`.
@@ -397,6 +400,7 @@ pub fn main() -> i32 {
             spin: crate::gate::Spin {
                 ns: args.spin_ns,
                 backends: args.spin_backends.unwrap_or_default(),
+                scenarios: args.spin_scenarios.unwrap_or_default(),
             },
         }),
     }

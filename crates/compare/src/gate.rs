@@ -57,14 +57,16 @@ pub struct GateSuite {
     /// How each class of metric turns measured noise into a tolerance.
     /// Applied when judging, so changing a rule needs no new baseline.
     pub tolerances: Tolerances,
-    /// Backends whose CPU and latency ratios are measured and reported but
-    /// not gated, each with the reason (their correctness and counters are
-    /// gated like every other backend's).
+    /// CPU and latency ratios that are measured and reported but not
+    /// gated, each with the reason: `backend` (in every scenario) or
+    /// `scenario/backend`. Their correctness and counters are gated like
+    /// every other's.
     #[serde(default)]
     pub ungated: BTreeMap<String, String>,
-    /// Whole-suite runs a gate may make: when a run shows a cost, counter
-    /// or latency regression, the suite runs again, and a check fails only
-    /// if it regressed in every run made (a correctness failure in any run
+    /// Runs a gate may make: when a run shows a cost, counter or latency
+    /// regression, the suspect backends run again with the reference, and
+    /// a check fails only if it regressed in the first run and over the
+    /// repetitions of all runs pooled (a correctness failure in any run
     /// fails at once). 1 disables the confirmation.
     #[serde(default = "one")]
     pub attempts: usize,
@@ -341,7 +343,45 @@ impl GateSuite {
         Ok(suite)
     }
 
+    /// Whether `scenario` runs in bursts (cost gated, latency reported).
+    pub fn is_burst(&self, scenario: &str) -> bool {
+        self.scenarios.iter().any(|s| s.name == scenario && s.burst)
+    }
+
+    /// Why the ratios of `backend` in `scenario` are not gated, if they
+    /// are not (the `ungated` entry `scenario/backend`, else `backend`).
+    pub fn ungated_reason(&self, scenario: &str, backend: &str) -> Option<&str> {
+        self.ungated
+            .get(&format!("{scenario}/{backend}"))
+            .or_else(|| self.ungated.get(backend))
+            .map(String::as_str)
+    }
+
     fn check(&self) -> Result<(), CannotRun> {
+        self.check_ungated()?;
+        self.check_scenarios()
+    }
+
+    /// Every `ungated` key names a backend or a scenario/backend of the
+    /// suite (a misspelt key would silently gate what it meant to exempt).
+    fn check_ungated(&self) -> Result<(), CannotRun> {
+        for key in self.ungated.keys() {
+            let known = self.scenarios.iter().any(|s| {
+                s.backends
+                    .iter()
+                    .any(|b| *key == *b || *key == format!("{}/{b}", s.name))
+            });
+            if !known {
+                return Err(cannot(format!(
+                    "ungated names {key}, which is neither a backend nor a scenario/backend of \
+                     the suite"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_scenarios(&self) -> Result<(), CannotRun> {
         if self.reps < 3 || self.record_runs < 3 {
             return Err(cannot(
                 "the gate suite needs reps >= 3 and record_runs >= 3 to measure a median and its noise",
@@ -419,7 +459,11 @@ impl GateSuite {
                 handler,
                 writers: s.writers,
                 burst: s.burst,
-                spin_ns: spin.ns,
+                spin_ns: if spin.scenarios.is_empty() || spin.scenarios.contains(&s.name) {
+                    spin.ns
+                } else {
+                    0
+                },
                 ..Workload::default()
             },
             fd_kind: FdKind::parse(&s.fd_kind).map_err(cannot)?,
@@ -438,6 +482,8 @@ pub struct Spin {
     pub ns: u64,
     /// The backends it applies to (empty: all).
     pub backends: Vec<String>,
+    /// The scenarios it applies to (empty: all).
+    pub scenarios: Vec<String>,
 }
 
 /// Runs the whole suite once. `on_run` sees every run as it ends.
@@ -573,13 +619,9 @@ pub fn tolerance(suite: &GateSuite, metric: Metric, value: f64, own: f64, pooled
 pub fn pooled_noise(suite: &GateSuite, baseline: &Baseline) -> BTreeMap<Metric, f64> {
     let mut rel: BTreeMap<Metric, Vec<f64>> = BTreeMap::new();
     for (sc, backends) in &baseline.scenarios {
-        let burst = suite
-            .scenarios
-            .iter()
-            .find(|s| &s.name == sc)
-            .is_some_and(|s| s.burst);
+        let burst = suite.is_burst(sc);
         for (b, metrics) in backends {
-            if suite.ungated.contains_key(b) {
+            if suite.ungated_reason(sc, b).is_some() {
                 continue;
             }
             for (m, v) in metrics {
@@ -680,11 +722,7 @@ pub fn judge(
     let mut checks = Vec::new();
     let pooled = pooled_noise(suite, baseline);
     for (sc, backends) in run {
-        let burst = suite
-            .scenarios
-            .iter()
-            .find(|s| &s.name == sc)
-            .is_some_and(|s| s.burst);
+        let burst = suite.is_burst(sc);
         let Some(base_sc) = baseline.scenarios.get(sc) else {
             return Err(cannot(format!(
                 "the baseline has no scenario {sc}; record a new baseline"
@@ -735,7 +773,7 @@ pub fn judge(
                 } else if let Some(why) = off_scenario(metric, burst) {
                     Some(why.into())
                 } else if !metric.is_counter() {
-                    suite.ungated.get(b).cloned()
+                    suite.ungated_reason(sc, b).map(str::to_owned)
                 } else {
                     None
                 };
@@ -815,7 +853,16 @@ pub fn summary_markdown(checks: &[Check], suite_path: &Path, baseline_path: &Pat
         "| scenario | backend | metric | baseline | tolerance | measured | change | verdict |"
     );
     let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|---|");
-    for c in checks {
+    // Regressions first, then improvements, passes, and what is only
+    // reported; in suite order within each.
+    let mut rows: Vec<&Check> = checks.iter().collect();
+    rows.sort_by_key(|c| match c.verdict {
+        Verdict::Regression => 0,
+        Verdict::Improved => 1,
+        Verdict::Pass => 2,
+        Verdict::NotGated => 3,
+    });
+    for c in rows {
         if c.metric == "correctness" {
             let _ = writeln!(
                 s,
@@ -894,6 +941,14 @@ fn print_failures(scenario: &str, r: &suite::RunResult) {
 
 fn run(opts: &GateOptions) -> Result<i32, CannotRun> {
     let suite = GateSuite::load(&opts.suite)?;
+    for name in &opts.spin.scenarios {
+        if !suite.scenarios.iter().any(|s| &s.name == name) {
+            return Err(cannot(format!(
+                "--spin-scenarios names {name}, which is not a scenario of {}",
+                opts.suite.display()
+            )));
+        }
+    }
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| cannot(format!("cannot create {}: {e}", opts.out.display())))?;
     if let Some(path) = &opts.record {
@@ -1225,6 +1280,22 @@ mod tests {
         s.scenarios[0].burst = false;
         assert_eq!(verdict(&s, "cpu_ratio"), Verdict::NotGated);
         assert_eq!(verdict(&s, "p99_ratio"), Verdict::Regression);
+    }
+
+    #[test]
+    fn ungated_takes_a_backend_or_one_scenario_of_it() {
+        let mut s = suite();
+        s.scenarios.push(scenario("t", true, &["epoll-et", "x"]));
+        s.ungated.insert("t/x".into(), "noisy in t".into());
+        assert_eq!(s.ungated_reason("t", "x"), Some("noisy in t"));
+        assert_eq!(s.ungated_reason("s", "x"), None);
+        assert!(s.check_ungated().is_ok());
+        s.ungated.insert("x".into(), "noisy".into());
+        assert_eq!(s.ungated_reason("s", "x"), Some("noisy"));
+        assert_eq!(s.ungated_reason("t", "x"), Some("noisy in t"));
+        s.ungated.insert("u/x".into(), "no such scenario".into());
+        let e = s.check_ungated().unwrap_err().to_string();
+        assert!(e.contains("u/x"), "{e}");
     }
 
     #[test]

@@ -209,13 +209,36 @@ impl Outcome {
     }
 }
 
-/// Busy-waits `ns` nanoseconds on the monotonic clock (vDSO, no system
-/// call): the injected per-event work of `--spin-ns`.
+/// Busy-works about `ns` nanoseconds: the injected per-event work of
+/// `--spin-ns`. A loop of spin-loop hints calibrated once per process
+/// ([`spins_per_us`]), not a loop on the clock: each clock read costs tens
+/// of nanoseconds on a VM, so a clock loop cannot add less than that, and
+/// a small spin would add far more than it says.
 fn spin(ns: u64) {
-    let end = now_ns() + ns;
-    while now_ns() < end {
+    let n = (ns as f64 * spins_per_us() / 1000.0).round() as u64;
+    for i in 0..n {
         std::hint::spin_loop();
+        std::hint::black_box(i);
     }
+}
+
+/// Iterations of [`spin`]'s loop per microsecond on this machine: the
+/// fastest of five timed batches (the least disturbed by preemption).
+pub fn spins_per_us() -> f64 {
+    static RATE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *RATE.get_or_init(|| {
+        const N: u64 = 200_000;
+        (0..5)
+            .map(|_| {
+                let t0 = now_ns();
+                for i in 0..N {
+                    std::hint::spin_loop();
+                    std::hint::black_box(i);
+                }
+                N as f64 * 1000.0 / (now_ns() - t0).max(1) as f64
+            })
+            .fold(0.0, f64::max)
+    })
 }
 
 /// A new latency histogram: 1 ns to 60 s, 3 significant digits.
@@ -430,6 +453,9 @@ struct Tally {
 
 /// Runs backend `id` once over `fds` (all drained) with workload `w`.
 pub fn run_one(id: &str, w: &Workload, fds: &FdSet) -> Outcome {
+    if w.spin_ns != 0 {
+        spins_per_us(); // calibrated once, outside any measured phase
+    }
     let floor = (id == "floor").then(|| Arc::new(FloorQueue::new(w.sources())));
     let shared = Shared {
         fds,
@@ -826,7 +852,9 @@ fn consume(
     out.wall_ns = now_ns() - t0;
     out.consumer_cpu_ns = consumer_cpu(tally) - ccpu0;
     out.process_cpu_ns = sys::process_cpu_ns() - pcpu0;
-    out.writer_cpu_ns = writer_cpu(tally) - wcpu0;
+    // A writer that stopped on an error has exited and its clock reads 0:
+    // the split is meaningless then, and the run has failed anyway.
+    out.writer_cpu_ns = writer_cpu(tally).saturating_sub(wcpu0);
     tally.other += 1;
     out.backend = b.stats() - s0;
     let (e1, sp1, r1, o1) = counts(tally);

@@ -19,14 +19,16 @@ pub fn thread_cpu_ns() -> u64 {
     clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
-/// Reads `clock` in nanoseconds (a system call for CPU-time clocks).
+/// Reads `clock` in nanoseconds (a system call for CPU-time clocks); 0 for
+/// the clock of a thread that has exited.
 pub fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: ts is a live timespec the kernel fills; the clocks used here
-    // always exist, so the call cannot fail.
+    // SAFETY: ts is a live timespec the kernel fills. The call fails only
+    // for a thread CPU clock whose thread has exited (EINVAL), and then
+    // leaves ts zeroed.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

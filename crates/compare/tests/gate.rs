@@ -164,6 +164,21 @@ fn a_changed_suite_or_a_missing_baseline_cannot_run_exit_2() {
     assert_eq!(r.status.code(), Some(2), "{}", text(&r));
     assert!(text(&r).contains("no-such-backend"), "{}", text(&r));
 
+    // A spin aimed at a scenario the suite does not have.
+    let r = compare(&[
+        "gate",
+        "--suite",
+        s,
+        "--baseline",
+        base.to_str().unwrap(),
+        "--spin-ns",
+        "100",
+        "--spin-scenarios",
+        "no-such-scenario",
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r));
+    assert!(text(&r).contains("no-such-scenario"), "{}", text(&r));
+
     // Neither --baseline nor --record: a usage error.
     let r = compare(&["gate", "--suite", s]);
     assert_eq!(r.status.code(), Some(2), "{}", text(&r));
