@@ -922,7 +922,9 @@ pub fn s13_closing_a_registered_fd<P: Poller>(new: &dyn Fn(usize) -> io::Result<
 }
 
 /// S14: dropping a poller (and every control handle) with armed, fired
-/// registrations releases every fd and thread it made.
+/// registrations releases every fd and thread it made, and every kernel
+/// object: nothing holds the caller's files any more (the read end of a
+/// watched pipe has no reader left once the caller closes it).
 ///
 /// The fd and thread counts of a test process change whenever libtest runs
 /// another test, so the check runs in a child: the test binary started again
