@@ -222,7 +222,7 @@ fn spin(ns: u64) {
     }
 }
 
-/// Iterations of [`spin`]'s loop per microsecond on this machine: the
+/// Iterations of the `--spin-ns` busy loop per microsecond on this machine: the
 /// fastest of five timed batches (the least disturbed by preemption).
 pub fn spins_per_us() -> f64 {
     static RATE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();

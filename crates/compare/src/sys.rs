@@ -26,9 +26,8 @@ pub fn clock_ns(clock: libc::clockid_t) -> u64 {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: ts is a live timespec the kernel fills. The call fails only
-    // for a thread CPU clock whose thread has exited (EINVAL), and then
-    // leaves ts zeroed.
+    // A thread CPU clock of an exited thread fails (EINVAL), ts stays 0.
+    // SAFETY: ts is a live timespec the kernel fills, or leaves as it is.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
