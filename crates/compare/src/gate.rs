@@ -9,14 +9,18 @@
 //! - counters: consumer system calls per event other than waits, and
 //!   re-arms per event, near-exact (they do not depend on timing); waits
 //!   per event, loosely (how events batch into one wait does);
-//! - cost: CPU ns/event as a ratio to the suite's reference backend, taken
-//!   within each repetition (the two ran back to back, so the machine's
-//!   drift cancels) and then the median over repetitions;
-//! - latency: p99 as a ratio to the reference's p99, likewise, with a
-//!   looser tolerance.
+//! - cost, in burst scenarios (each round reaches the backend as one
+//!   batch): the backend side's CPU ns/event (the process less the writer
+//!   threads) as a ratio to the suite's reference backend, taken within
+//!   each repetition (the two ran back to back, so the machine's drift
+//!   cancels) and then the median over repetitions;
+//! - latency, in closed-loop scenarios: p99 as a ratio to the reference's
+//!   p99, likewise, with a looser tolerance.
 //!
 //! Every metric is "higher is worse". A metric regresses when it exceeds
-//! its baseline value by more than its tolerance. Tolerances are not
+//! its baseline value by more than its tolerance; a suspect is run again
+//! (its backends and the reference only) and fails only if it also
+//! regresses over both runs' repetitions pooled (see [`pooled`]). Tolerances are not
 //! guessed: `compare gate --record` runs the whole suite `record_runs`
 //! times, and for each metric takes the baseline value as the median of
 //! the per-run values and the noise as their spread (see [`tolerance`]).
@@ -215,6 +219,17 @@ pub struct BackendRun {
     pub stale_or_spurious: u64,
 }
 
+impl BackendRun {
+    /// Sets each metric to the median of its per-repetition values.
+    fn set_medians(&mut self) {
+        self.metrics = self
+            .per_rep
+            .iter()
+            .filter_map(|(m, vs)| report::median_spread(vs.clone()).map(|(med, _)| (*m, med)))
+            .collect();
+    }
+}
+
 /// One whole run of the gate suite: scenario -> backend -> measurements.
 pub type SuiteRun = BTreeMap<String, BTreeMap<String, BackendRun>>;
 
@@ -264,13 +279,7 @@ pub fn pooled(earlier: &[&SuiteRun], again: &SuiteRun) -> SuiteRun {
                 m.failures.extend(old.failures.iter().cloned());
                 m.stale_or_spurious += old.stale_or_spurious;
             }
-            m.metrics = m
-                .per_rep
-                .iter()
-                .filter_map(|(metric, vs)| {
-                    report::median_spread(vs.clone()).map(|(med, _)| (*metric, med))
-                })
-                .collect();
+            m.set_medians();
         }
     }
     out
@@ -573,11 +582,7 @@ pub fn measure(results: &Results, reference: &str) -> BTreeMap<String, BackendRu
                 }
             }
         }
-        for (m, vs) in &b.per_rep {
-            if let Some((med, _)) = report::median_spread(vs.clone()) {
-                b.metrics.insert(*m, med);
-            }
-        }
+        b.set_medians();
         out.insert(id.clone(), b);
     }
     out

@@ -88,9 +88,10 @@ pub struct Workload {
     pub warmup_rounds: u64,
     /// A run with no event for this long has failed.
     pub stall: Duration,
-    /// Busy work added to the handler, per event: the consumer spins this
-    /// many nanoseconds on the clock. Only for measuring the regression
-    /// gate (`compare gate`); 0 in every real measurement.
+    /// Busy work added to the handler, per event: the consumer runs a
+    /// calibrated spin loop for about this many nanoseconds. Only for
+    /// measuring the regression gate (`compare gate`); 0 in every real
+    /// measurement.
     pub spin_ns: u64,
 }
 
