@@ -66,9 +66,19 @@ impl fmt::Debug for Event {
 /// assert!(!events.push(Event::new(9, Ready::from_bits(1))), "full");
 /// assert_eq!(events.iter().map(|e| e.data()).collect::<Vec<_>>(), [7, 8]);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Events {
     buf: Vec<Event>,
+}
+
+/// A clone has the same capacity (a derived `Clone` would copy only the
+/// events and could leave a buffer with room for none) and the same events.
+impl Clone for Events {
+    fn clone(&self) -> Events {
+        let mut buf = Vec::with_capacity(self.capacity());
+        buf.extend_from_slice(&self.buf);
+        Events { buf }
+    }
 }
 
 impl Events {
@@ -127,5 +137,20 @@ impl<'a> IntoIterator for &'a Events {
     type IntoIter = std::slice::Iter<'a, Event>;
     fn into_iter(self) -> Self::IntoIter {
         self.buf.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s12_a_clone_keeps_the_capacity() {
+        let mut events = Events::with_capacity(64);
+        assert!(events.push(Event::new(1, Ready::from_bits(1))));
+        let copy = events.clone();
+        assert!(copy.capacity() >= 64, "capacity {}", copy.capacity());
+        assert_eq!(copy.as_slice(), events.as_slice());
+        assert!(Events::with_capacity(0).clone().capacity() >= 1);
     }
 }
