@@ -27,6 +27,10 @@
 //! - S14: dropping the last consumer stops and joins the driver thread and
 //!   closes its eventfd; the epoll fd and the mapping go with the last
 //!   handle.
+//! - fork: the child has no driver thread and no ring (the mapping is
+//!   `MADV_DONTFORK`), and shares the epoll instance: every call made in a
+//!   child fails with EPERM ([`ForkCheck`]); a drop there closes the
+//!   child's fds and neither signals nor joins the parent's driver.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -36,7 +40,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use userpoll::bits::{ET, ONESHOT};
-use userpoll::sys::{errno_of, error};
+use userpoll::fork::ForkCheck;
+use userpoll::sys::{deadline, errno_of, error, timeout_ms};
 use userpoll::table::Table;
 use userpoll::{
     syscall, Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats,
@@ -86,13 +91,16 @@ struct Shared {
     stopping: AtomicBool,
     /// Set when the driver thread's `epoll_wait` fails for good.
     failed: OnceLock<(i32, String)>,
+    process: ForkCheck,
 }
 
 impl Shared {
-    fn table(&self) -> MutexGuard<'_, Table<()>> {
+    /// The table, locked; EPERM in a forked child.
+    fn table(&self) -> io::Result<MutexGuard<'_, Table<()>>> {
+        self.process.check()?;
         // Every table mutation is a single call that leaves it consistent,
         // so a lock poisoned by a panic elsewhere is still usable.
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
+        Ok(self.table.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn ctl(&self, op: i32, fd: RawFd, interest: Option<Interest>, key: u64) -> io::Result<()> {
@@ -261,6 +269,13 @@ fn run_driver(shared: &Shared, batch: usize) {
 
 impl Drop for DriverThread {
     fn drop(&mut self) {
+        if self.shared.process.is_child() {
+            // Forked: the driver thread lives only in the parent, and the
+            // stop eventfd is the parent's too. Signal nothing, join
+            // nothing; the child's copy of the fd closes.
+            std::mem::forget(self.thread.take());
+            return;
+        }
         self.shared.stopping.store(true, Ordering::Release);
         let one = 1u64.to_ne_bytes();
         self.shared.counters.incr(Counter::OtherSyscall);
@@ -301,6 +316,7 @@ impl EpollRing {
     /// A poller for `capacity` registrations with the given driver mode.
     pub fn with_mode(capacity: usize, mode: DriverMode) -> io::Result<EpollRing> {
         let ring = Ring::new(capacity)?;
+        let table = Table::with_capacity(capacity)?;
         // SAFETY: plain system call with no pointers.
         let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
         // SAFETY: epoll_create1 returned a new fd that nothing else owns.
@@ -308,11 +324,12 @@ impl EpollRing {
         let shared = Arc::new(Shared {
             ring,
             epfd,
-            table: Mutex::new(Table::with_capacity(capacity)),
+            table: Mutex::new(table),
             counters: Counters::new(),
             park: Park::default(),
             stopping: AtomicBool::new(false),
             failed: OnceLock::new(),
+            process: ForkCheck::new(),
         });
         let driver = match mode {
             DriverMode::Thread => Some(Arc::new(DriverThread::start(shared.clone())?)),
@@ -414,11 +431,7 @@ impl EpollRing {
             if n > 0 {
                 return Ok(n);
             }
-            let ms = match deadline {
-                None => -1,
-                Some(d) => timeout_ms(d.saturating_duration_since(Instant::now())),
-            };
-            shared.drive(&mut self.buf, ms)?;
+            shared.drive(&mut self.buf, timeout_ms(deadline))?;
             let n = shared.take(events)?;
             if n > 0 {
                 return Ok(n);
@@ -434,7 +447,7 @@ impl Control for RingControl {
     fn add(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         let s = &*self.shared;
-        let mut table = s.table();
+        let mut table = s.table()?;
         let slot = table.insert(raw, interest, data, ())?.slot() as u32;
         let generation = s.ring.set(slot, events_word(interest), data)?;
         if let Err(e) = s.ctl(
@@ -456,7 +469,7 @@ impl Control for RingControl {
     fn modify(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         let s = &*self.shared;
-        let mut table = s.table();
+        let mut table = s.table()?;
         interest.validate()?;
         let (old_interest, old_data, slot) = {
             let reg = table.by_fd(raw)?;
@@ -493,7 +506,7 @@ impl Control for RingControl {
     fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         let s = &*self.shared;
-        let mut table = s.table();
+        let mut table = s.table()?;
         let slot = table.by_fd(raw)?.key.slot() as u32;
         match s.ctl(libc::EPOLL_CTL_DEL, raw, None, 0) {
             Ok(()) => {}
@@ -535,7 +548,8 @@ impl Poller for EpollRing {
 
     fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        self.control.shared.process.check()?;
+        let deadline = deadline(timeout);
         match self.mode {
             DriverMode::Thread => self.wait_thread(events, deadline),
             DriverMode::Inline => self.wait_inline(events, deadline),
@@ -549,13 +563,6 @@ impl Poller for EpollRing {
     fn stats(&self) -> Stats {
         self.control.shared.counters.snapshot()
     }
-}
-
-/// Milliseconds for `epoll_wait`, rounded up so a short timeout still
-/// waits rather than spinning.
-fn timeout_ms(d: Duration) -> i32 {
-    let ms = d.as_nanos().div_ceil(1_000_000);
-    ms.min(i32::MAX as u128) as i32
 }
 
 fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> io::Result<()> {

@@ -1210,7 +1210,7 @@ impl Builder {
         let wake_fd = wake.as_raw_fd();
         let inner = Arc::new(Inner {
             shared: Mutex::new(Shared {
-                table: Table::with_capacity(capacity),
+                table: Table::with_capacity(capacity)?,
                 pending: Vec::with_capacity(capacity.min(1024)),
                 waiting: false,
                 closed: false,

@@ -48,6 +48,7 @@
 
 mod counters;
 mod event;
+pub mod fork;
 mod interest;
 mod poller;
 pub mod reference;

@@ -18,15 +18,18 @@
 //!   and `add` of that number fails with EEXIST until then.
 //! - S14: the epoll fd is the only kernel object; it closes with the last
 //!   of the poller and its control handles.
+//! - fork: the child shares the epoll instance, so every call made in a
+//!   child fails with EPERM ([`ForkCheck`]).
 //!
 //! Every `wait` is one `epoll_wait`; every control call one `epoll_ctl`.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::sys::errno_of;
+use crate::fork::ForkCheck;
+use crate::sys::{deadline, errno_of, timeout_ms};
 use crate::table::{Key, Table};
 use crate::{syscall, Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats};
 
@@ -35,13 +38,17 @@ struct Inner {
     epfd: OwnedFd,
     table: Mutex<Table<()>>,
     counters: Counters,
+    process: ForkCheck,
 }
 
 impl Inner {
-    fn table(&self) -> MutexGuard<'_, Table<()>> {
+    /// The table, locked; EPERM in a forked child (the epoll instance is
+    /// the parent's).
+    fn table(&self) -> io::Result<MutexGuard<'_, Table<()>>> {
+        self.process.check()?;
         // A panic while holding the lock leaves the table consistent (every
         // mutation is a single call), so a poisoned lock is still usable.
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
+        Ok(self.table.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn ctl(&self, op: i32, fd: i32, interest: Interest, key: Key) -> io::Result<()> {
@@ -69,14 +76,11 @@ pub struct ReferenceControl {
 }
 
 impl Reference {
-    /// A poller for at most `capacity` registrations (1 or more).
+    /// A poller for at most `capacity` registrations: EINVAL for 0,
+    /// EMFILE beyond the hard `RLIMIT_NOFILE`, ENOMEM when the table does
+    /// not fit in memory (see [`Table::with_capacity`]).
     pub fn new(capacity: usize) -> io::Result<Reference> {
-        if capacity == 0 {
-            return Err(crate::sys::error(
-                libc::EINVAL,
-                "a poller needs a capacity of at least 1",
-            ));
-        }
+        let table = Table::with_capacity(capacity)?;
         // SAFETY: plain system call with no pointers.
         let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
         // SAFETY: epoll_create1 returned a new fd that nothing else owns.
@@ -85,8 +89,9 @@ impl Reference {
             control: ReferenceControl {
                 inner: Arc::new(Inner {
                     epfd,
-                    table: Mutex::new(Table::with_capacity(capacity)),
+                    table: Mutex::new(table),
                     counters: Counters::new(),
+                    process: ForkCheck::new(),
                 }),
             },
             buf: Vec::with_capacity(capacity.min(1024)),
@@ -97,7 +102,7 @@ impl Reference {
 impl Control for ReferenceControl {
     fn add(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
         let fd = fd.as_raw_fd();
-        let mut table = self.inner.table();
+        let mut table = self.inner.table()?;
         let key = table.insert(fd, interest, data, ())?;
         if let Err(e) = self.inner.ctl(libc::EPOLL_CTL_ADD, fd, interest, key) {
             table.remove(fd).expect("just inserted");
@@ -109,7 +114,9 @@ impl Control for ReferenceControl {
 
     fn modify(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
         let fd = fd.as_raw_fd();
-        let mut table = self.inner.table();
+        let mut table = self.inner.table()?;
+        // S9: the interest is checked first, as every backend does.
+        interest.validate()?;
         let (old_interest, old_data) = {
             let reg = table.by_fd(fd)?;
             (reg.interest, reg.data)
@@ -137,8 +144,7 @@ impl Control for ReferenceControl {
 
     fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
         let fd = fd.as_raw_fd();
-        let mut table = self.inner.table();
-        table.by_fd(fd)?;
+        let mut table = self.inner.table()?;
         let interest = table.by_fd(fd)?.interest;
         match self
             .inner
@@ -166,13 +172,14 @@ impl Poller for Reference {
     fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
         let inner = &*self.control.inner;
+        inner.process.check()?;
         let max = events.capacity().min(self.buf.capacity()).max(1);
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let n = loop {
-            let ms = match deadline {
-                None => -1,
-                Some(d) => timeout_ms(d.saturating_duration_since(Instant::now())),
-            };
+        let zero = timeout == Some(Duration::ZERO);
+        let deadline = deadline(timeout);
+        loop {
+            // With no deadline (None, or too far to add to now) the first
+            // value is -1; a long deadline loops in i32::MAX ms steps.
+            let ms = if zero { 0 } else { timeout_ms(deadline) };
             inner.counters.incr(Counter::EpollWait);
             // SAFETY: buf has capacity for `max` entries; the kernel writes
             // at most `max` and returns how many.
@@ -182,27 +189,33 @@ impl Poller for Reference {
                 max as i32,
                 ms
             ));
-            match r {
-                Ok(n) => break n as usize,
+            let n = match r {
+                Ok(n) => n as usize,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
-            }
-        };
-        // SAFETY: the kernel initialised the first n entries.
-        unsafe { self.buf.set_len(n) };
-        let table = inner.table();
-        let mut stale = 0;
-        for ev in self.buf.drain(..) {
-            match table.get(Key::from_u64(ev.u64)) {
-                Some(reg) => {
-                    let ready = ev.events & reg.interest.mask();
-                    events.push(Event::new(reg.data, Ready::from_bits(ready)));
+            };
+            // SAFETY: the kernel initialised the first n entries.
+            unsafe { self.buf.set_len(n) };
+            let table = inner.table()?;
+            let mut stale = 0;
+            for ev in self.buf.drain(..) {
+                match table.get(Key::from_u64(ev.u64)) {
+                    Some(reg) => {
+                        let ready = ev.events & reg.interest.mask();
+                        events.push(Event::new(reg.data, Ready::from_bits(ready)));
+                    }
+                    None => stale += 1,
                 }
-                None => stale += 1,
+            }
+            drop(table);
+            inner.counters.add(Counter::StaleDropped, stale);
+            // Only stale events (deleted or modified meanwhile) are no
+            // answer to a wait with time left (S12: `wait(None)` never
+            // returns 0): wait again.
+            if !events.is_empty() || zero || ms == 0 {
+                break;
             }
         }
-        drop(table);
-        inner.counters.add(Counter::StaleDropped, stale);
         inner
             .counters
             .add(Counter::EventsDelivered, events.len() as u64);
@@ -210,17 +223,12 @@ impl Poller for Reference {
     }
 
     fn capacity(&self) -> usize {
-        self.control.inner.table().capacity()
+        // The capacity is fixed at creation; read it past the fork check.
+        let table = self.control.inner.table.lock();
+        table.unwrap_or_else(|e| e.into_inner()).capacity()
     }
 
     fn stats(&self) -> Stats {
         self.control.inner.counters.snapshot()
     }
-}
-
-/// Milliseconds for `epoll_wait`, rounded up so a short timeout still
-/// waits rather than spinning.
-fn timeout_ms(d: Duration) -> i32 {
-    let ms = d.as_nanos().div_ceil(1_000_000);
-    ms.min(i32::MAX as u128) as i32
 }

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
+use std::time::{Duration, Instant};
 
 /// Calls a libc function and turns `-1` into the thread's `errno` as an
 /// `io::Error`, the way mio's `syscall!` does.
@@ -95,6 +96,36 @@ pub fn check_fd(fd: BorrowedFd<'_>) -> io::Result<()> {
     }
 }
 
+/// The instant a `wait` with `timeout` ends: `None` for no limit, and also
+/// for a timeout too far away to add to now (`Duration::MAX`), which waits
+/// without limit rather than panicking or spinning.
+pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// Milliseconds for `epoll_wait` until `deadline` (`None`: -1, no limit),
+/// rounded up so a short timeout still waits rather than spinning, and
+/// capped at `i32::MAX` (a longer wait loops).
+pub fn timeout_ms(deadline: Option<Instant>) -> i32 {
+    match deadline {
+        None => -1,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+        }
+    }
+}
+
+/// The most fds any process on this kernel may hold (`fs.nr_open`, which
+/// bounds every `RLIMIT_NOFILE`); the kernel's default, 2^20, when the file
+/// cannot be read.
+pub fn max_fds() -> u64 {
+    std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20)
+}
+
 /// Number of open file descriptors of this process (entries of
 /// `/proc/self/fd`, less the one used to read it). Tests of S14 compare it
 /// before and after a poller's life.
@@ -117,5 +148,19 @@ mod tests {
         let os = io::Error::from_raw_os_error(libc::EBADF);
         assert_eq!(errno_of(&os), Some(libc::EBADF));
         assert_eq!(errno_of(&io::Error::other("x")), None);
+    }
+
+    #[test]
+    fn s12_any_timeout_is_a_deadline_or_no_limit() {
+        assert_eq!(deadline(None), None);
+        assert_eq!(deadline(Some(Duration::MAX)), None, "too far: no limit");
+        assert!(deadline(Some(Duration::from_secs(u64::MAX / 2))).is_none());
+        assert!(deadline(Some(Duration::from_secs(1))).is_some());
+        assert_eq!(timeout_ms(None), -1);
+        assert_eq!(timeout_ms(Some(Instant::now())), 0);
+        let far = Instant::now() + Duration::from_secs(1 << 40);
+        assert_eq!(timeout_ms(Some(far)), i32::MAX);
+        let soon = Instant::now() + Duration::from_micros(10);
+        assert!(timeout_ms(Some(soon)) <= 1);
     }
 }

@@ -69,18 +69,54 @@ pub struct Table<T> {
 }
 
 impl<T> Table<T> {
-    /// A table for at most `capacity` registrations.
-    pub fn with_capacity(capacity: usize) -> Table<T> {
-        assert!(
-            capacity <= u32::MAX as usize,
-            "capacity must fit a u32 slot number"
-        );
-        Table {
-            slab: Slab::with_capacity(capacity),
-            generations: vec![0; capacity],
-            by_fd: HashMap::with_capacity(capacity),
-            capacity,
+    /// A table for at most `capacity` registrations, allocated in full
+    /// now. EINVAL for 0 or a capacity beyond a `u32` slot number; EMFILE
+    /// beyond the most fds a process may ever hold (`fs.nr_open`: each
+    /// registration is a distinct fd number, so no process could fill it);
+    /// ENOMEM when the memory is not there. Never panics or aborts,
+    /// whatever the capacity.
+    pub fn with_capacity(capacity: usize) -> io::Result<Table<T>> {
+        if capacity == 0 || capacity > u32::MAX as usize {
+            return Err(error(
+                libc::EINVAL,
+                format_args!(
+                    "capacity {capacity} is out of range; give 1 to {} registrations",
+                    u32::MAX
+                ),
+            ));
         }
+        let fd_limit = crate::sys::max_fds();
+        if capacity as u64 > fd_limit {
+            return Err(error(
+                libc::EMFILE,
+                format_args!(
+                    "capacity {capacity} exceeds fs.nr_open ({fd_limit}), the most fds a process \
+                     here can hold; create the poller with a capacity of at most that"
+                ),
+            ));
+        }
+        let no_memory = |_| {
+            error(
+                libc::ENOMEM,
+                format_args!("no memory for a table of {capacity} registrations; ask for fewer"),
+            )
+        };
+        let mut generations = Vec::new();
+        generations.try_reserve_exact(capacity).map_err(no_memory)?;
+        generations.resize(capacity, 0);
+        let mut by_fd = HashMap::new();
+        by_fd.try_reserve(capacity).map_err(no_memory)?;
+        // The slab has no fallible constructor: ask for its size first, so
+        // a failure is ENOMEM here rather than an abort inside it.
+        Vec::<Registration<T>>::new()
+            .try_reserve_exact(capacity)
+            .map_err(no_memory)?;
+        Ok(Table {
+            slab: Slab::with_capacity(capacity),
+            generations,
+            by_fd,
+            capacity,
+        })
     }
 
     /// The capacity fixed at creation.
@@ -249,7 +285,7 @@ mod tests {
 
     #[test]
     fn s08_s09_errors_change_nothing() {
-        let mut t = Table::with_capacity(2);
+        let mut t = Table::with_capacity(2).unwrap();
         let a = t.insert(10, Interest::READABLE, 1, ()).unwrap();
         let e = t.insert(10, Interest::WRITABLE, 2, ()).unwrap_err();
         assert_eq!(errno_of(&e), Some(libc::EEXIST));
@@ -266,7 +302,7 @@ mod tests {
 
     #[test]
     fn s05_stale_keys_after_modify_remove_and_reuse() {
-        let mut t = Table::with_capacity(1);
+        let mut t = Table::with_capacity(1).unwrap();
         let a = t.insert(10, Interest::READABLE, 1, ()).unwrap();
         let (old, reg) = t.modify(10, Interest::READABLE, 2).unwrap();
         let b = reg.key;
