@@ -23,7 +23,9 @@
 //! Files: [`fds`] (the fixtures, also used by benches and backend tests),
 //! `harness` ([`Harness`]), the rules by theme (`delivery`: S1-S4, S10;
 //! `registration`: S5-S9; `threads`: S11; `take`: S12; `lifetime`: S13,
-//! S14), [`child`] (the re-run).
+//! S14), `hostile` (every `Duration`, capacity and fd kind, `Events` of
+//! any capacity; issue 12's bugs, each named after the rule it broke),
+//! `fork` (a poller inherited by a child), [`child`] (the re-run).
 
 use std::io;
 use std::time::Duration;
@@ -34,7 +36,9 @@ use crate::Poller;
 pub mod child;
 mod delivery;
 pub mod fds;
+mod fork;
 mod harness;
+mod hostile;
 mod lifetime;
 mod registration;
 mod take;
@@ -44,7 +48,13 @@ pub use delivery::{
     s01_persistent_registration, s02_edge_delivery_at_least_once, s03_coalescing,
     s04_readiness_at_arm_time, s10_no_loss_under_bursts,
 };
+pub use fork::fork_child_gets_eperm_parent_keeps_events;
 pub use harness::Harness;
+pub use hostile::{
+    s08_capacity_edges_are_errors, s09_bad_interest_is_einval_before_any_fd_check,
+    s09_every_fd_kind, s12_any_timeout_blocks_or_returns, s12_events_of_any_capacity,
+    s12_wait_none_never_returns_zero,
+};
 pub use lifetime::{s13_closing_a_registered_fd, s14_clean_drop};
 pub use registration::{
     s05_no_event_after_delete, s06_modify, s07_oneshot, s08_fixed_capacity,
@@ -92,8 +102,9 @@ macro_rules! setup {
 }
 pub(crate) use setup;
 
-/// Runs every rule S1..S14 against a backend: one `#[test]` per rule, named
-/// after it. The argument is a closure from a capacity (`usize`) to
+/// Runs every rule S1..S14 against a backend, then the hostile inputs and
+/// the fork check: one `#[test]` per rule or hostile case, named after
+/// the rule it checks. The argument is a closure from a capacity (`usize`) to
 /// `io::Result<P>` where `P: Poller`. Use it once per backend mode, each in
 /// its own module.
 #[macro_export]
@@ -113,7 +124,14 @@ macro_rules! conformance_tests {
             s11_control_from_any_thread,
             s12_non_blocking_take,
             s13_closing_a_registered_fd,
-            s14_clean_drop
+            s14_clean_drop,
+            s08_capacity_edges_are_errors,
+            s09_bad_interest_is_einval_before_any_fd_check,
+            s09_every_fd_kind,
+            s12_any_timeout_blocks_or_returns,
+            s12_events_of_any_capacity,
+            s12_wait_none_never_returns_zero,
+            fork_child_gets_eperm_parent_keeps_events
         );
     };
     (@each $new:expr; $($rule:ident),*) => {
