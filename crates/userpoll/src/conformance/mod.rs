@@ -25,7 +25,9 @@
 //! `registration`: S5-S9; `threads`: S11; `take`: S12; `lifetime`: S13,
 //! S14), `hostile` (every `Duration`, capacity and fd kind, `Events` of
 //! any capacity; issue 12's bugs, each named after the rule it broke),
-//! `fork` (a poller inherited by a child), [`child`] (the re-run).
+//! `fork` (a poller inherited by a child), [`model`] (random sequences
+//! from two threads checked against a model of the contract, and the
+//! soak mode), [`child`] (the re-run).
 
 use std::io;
 use std::time::Duration;
@@ -40,6 +42,7 @@ mod fork;
 mod harness;
 mod hostile;
 mod lifetime;
+pub mod model;
 mod registration;
 mod take;
 mod threads;
@@ -56,6 +59,7 @@ pub use hostile::{
     s12_wait_none_never_returns_zero,
 };
 pub use lifetime::{s13_closing_a_registered_fd, s14_clean_drop};
+pub use model::s02_s05_s09_random_sequences_keep_the_contract;
 pub use registration::{
     s05_no_event_after_delete, s06_modify, s07_oneshot, s08_fixed_capacity,
     s09_errors_change_nothing,
@@ -131,7 +135,8 @@ macro_rules! conformance_tests {
             s12_any_timeout_blocks_or_returns,
             s12_events_of_any_capacity,
             s12_wait_none_never_returns_zero,
-            fork_child_gets_eperm_parent_keeps_events
+            fork_child_gets_eperm_parent_keeps_events,
+            s02_s05_s09_random_sequences_keep_the_contract
         );
     };
     (@each $new:expr; $($rule:ident),*) => {
