@@ -1,0 +1,294 @@
+//! Any backend of the userpoll contract, chosen at run time.
+//!
+//! [`Backend`] names one backend and its options with the ids `compare`
+//! uses (`"uring-poll:defer"`, `"epoll-ring:inline"`, ...), parsed once;
+//! [`AnyPoller`] holds a poller of any of them and implements the contract's
+//! [`Poller`], with [`AnyControl`] as its [`Control`]. Calls go to the
+//! backend through one `match`, no allocation and no dynamic dispatch.
+//!
+//! ```
+//! use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+//! use std::time::Duration;
+//! use anypoll::{AnyPoller, Backend};
+//! use userpoll::{Control, Events, Interest, Poller};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // From a flag or a config file: any id of `Backend::ALL`.
+//! let backend: Backend = "epoll-ring:inline".parse()?;
+//! let mut poller = AnyPoller::new(backend, 64)?;
+//! // SAFETY: eventfd returns a new fd that nothing else owns, or -1.
+//! let efd = unsafe { libc::eventfd(1, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+//! assert!(efd >= 0);
+//! // SAFETY: efd is a fresh, open fd owned by nobody else.
+//! let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+//! poller.control().add(efd.as_fd(), Interest::READABLE, 7)?;
+//! let mut events = Events::with_capacity(16);
+//! poller.wait(&mut events, Some(Duration::from_secs(5)))?;
+//! assert_eq!(events.iter().next().map(|e| e.data()), Some(7));
+//! assert_eq!(poller.backend(), backend);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::str::FromStr;
+use std::time::Duration;
+
+use epoll_ring::{DriverMode, EpollRing, RingControl};
+use uring_poll::{Profile, UringControl, UringPoll};
+use userpoll::reference::{Reference, ReferenceControl};
+use userpoll::{Control, Events, Interest, Poller, Stats};
+
+/// One backend of the contract with its options. `Display` gives its id,
+/// `FromStr` parses one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// [`Reference`]: one kernel epoll instance, edge-triggered.
+    Reference,
+    /// [`EpollRing`]: the userpoll ring, filled by a driver thread or inline.
+    EpollRing(DriverMode),
+    /// [`UringPoll`]: io_uring multishot poll in a setup profile; `rearm`
+    /// re-arms a one-shot poll after every event instead.
+    UringPoll {
+        /// The ring setup.
+        profile: Profile,
+        /// One-shot polls re-armed after each event.
+        rearm: bool,
+    },
+}
+
+impl Backend {
+    /// Every backend, in a stable order.
+    pub const ALL: &'static [Backend] = &[
+        Backend::Reference,
+        Backend::EpollRing(DriverMode::Thread),
+        Backend::EpollRing(DriverMode::Inline),
+        Backend::uring(Profile::Default),
+        Backend::uring(Profile::Coop),
+        Backend::uring(Profile::Defer),
+        Backend::uring(Profile::Sqpoll),
+        Backend::UringPoll {
+            profile: Profile::Default,
+            rearm: true,
+        },
+        Backend::UringPoll {
+            profile: Profile::Defer,
+            rearm: true,
+        },
+    ];
+
+    const fn uring(profile: Profile) -> Backend {
+        Backend::UringPoll {
+            profile,
+            rearm: false,
+        }
+    }
+
+    /// Whether this kernel can make a poller of this backend (io_uring
+    /// enabled, the profile's setup flags known); what fails is said by
+    /// [`AnyPoller::new`].
+    pub fn is_supported(self) -> bool {
+        match self {
+            Backend::UringPoll { profile, .. } => profile.is_supported(),
+            _ => true,
+        }
+    }
+}
+
+/// The stable id, as `compare` writes it: `reference`, `epoll-ring`,
+/// `epoll-ring:inline`, `uring-poll`, `uring-poll:PROFILE` (`coop`, `defer`,
+/// `sqpoll`), `uring-poll:rearm` and `uring-poll:rearm+PROFILE`.
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Backend::Reference => f.write_str("reference"),
+            Backend::EpollRing(DriverMode::Inline) => f.write_str("epoll-ring:inline"),
+            Backend::EpollRing(_) => f.write_str("epoll-ring"),
+            Backend::UringPoll { profile, rearm } => {
+                f.write_str("uring-poll")?;
+                match (rearm, profile) {
+                    (false, Profile::Default) => Ok(()),
+                    (false, p) => write!(f, ":{}", p.name()),
+                    (true, Profile::Default) => f.write_str(":rearm"),
+                    (true, p) => write!(f, ":rearm+{}", p.name()),
+                }
+            }
+        }
+    }
+}
+
+/// An id that names no backend; its message lists the valid ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownBackend(String);
+
+impl fmt::Display for UnknownBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let valid: Vec<_> = Backend::ALL.iter().map(|b| b.to_string()).collect();
+        write!(
+            f,
+            "unknown backend {:?}; valid ids: {}",
+            self.0,
+            valid.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownBackend {}
+
+impl FromStr for Backend {
+    type Err = UnknownBackend;
+    fn from_str(s: &str) -> Result<Backend, UnknownBackend> {
+        let uring = Profile::ALL
+            .iter()
+            .flat_map(|&profile| [false, true].map(|rearm| Backend::UringPoll { profile, rearm }));
+        Backend::ALL
+            .iter()
+            .copied()
+            .chain(uring)
+            .find(|b| b.to_string() == s)
+            .ok_or_else(|| UnknownBackend(s.to_owned()))
+    }
+}
+
+/// A poller of any [`Backend`]. See the crate documentation.
+#[derive(Debug)]
+pub struct AnyPoller {
+    poller: Inner,
+    /// A clone of the backend's own control handle, so that
+    /// [`Poller::control`] can lend it.
+    control: AnyControl,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Reference(Reference),
+    EpollRing(EpollRing),
+    /// Boxed: the owner's state is several hundred bytes, the others a few
+    /// dozen.
+    UringPoll(Box<UringPoll>),
+}
+
+/// The control handle of an [`AnyPoller`].
+#[derive(Debug, Clone)]
+pub enum AnyControl {
+    /// Of a [`Reference`] poller.
+    Reference(ReferenceControl),
+    /// Of an [`EpollRing`] poller.
+    EpollRing(RingControl),
+    /// Of a [`UringPoll`] poller.
+    UringPoll(UringControl),
+}
+
+impl AnyPoller {
+    /// A poller of `backend` for at most `capacity` registrations. Errors
+    /// are the backend's: EINVAL or EMFILE for a capacity out of range;
+    /// ENOSYS, EPERM or EOPNOTSUPP when this kernel cannot make it.
+    pub fn new(backend: Backend, capacity: usize) -> io::Result<AnyPoller> {
+        let poller = match backend {
+            Backend::Reference => Inner::Reference(Reference::new(capacity)?),
+            Backend::EpollRing(mode) => Inner::EpollRing(EpollRing::with_mode(capacity, mode)?),
+            Backend::UringPoll { profile, rearm } => Inner::UringPoll(Box::new(
+                UringPoll::builder()
+                    .profile(profile)
+                    .rearm(rearm)
+                    .build(capacity)?,
+            )),
+        };
+        let control = match &poller {
+            Inner::Reference(p) => AnyControl::Reference(p.control().clone()),
+            Inner::EpollRing(p) => AnyControl::EpollRing(p.control().clone()),
+            Inner::UringPoll(p) => AnyControl::UringPoll(p.control().clone()),
+        };
+        Ok(AnyPoller { poller, control })
+    }
+
+    /// The backend this poller is.
+    pub fn backend(&self) -> Backend {
+        match &self.poller {
+            Inner::Reference(_) => Backend::Reference,
+            Inner::EpollRing(p) => Backend::EpollRing(p.mode()),
+            Inner::UringPoll(p) => Backend::UringPoll {
+                profile: p.profile(),
+                rearm: p.is_rearm_mode(),
+            },
+        }
+    }
+
+    /// One line for environment reports: the backend, and for io_uring
+    /// the ring as the kernel made it.
+    pub fn describe(&self) -> String {
+        match &self.poller {
+            Inner::UringPoll(p) => p.describe(),
+            _ => self.backend().to_string(),
+        }
+    }
+}
+
+impl Control for AnyControl {
+    fn add(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
+        match self {
+            AnyControl::Reference(c) => c.add(fd, interest, data),
+            AnyControl::EpollRing(c) => c.add(fd, interest, data),
+            AnyControl::UringPoll(c) => c.add(fd, interest, data),
+        }
+    }
+
+    fn modify(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
+        match self {
+            AnyControl::Reference(c) => c.modify(fd, interest, data),
+            AnyControl::EpollRing(c) => c.modify(fd, interest, data),
+            AnyControl::UringPoll(c) => c.modify(fd, interest, data),
+        }
+    }
+
+    fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        match self {
+            AnyControl::Reference(c) => c.delete(fd),
+            AnyControl::EpollRing(c) => c.delete(fd),
+            AnyControl::UringPoll(c) => c.delete(fd),
+        }
+    }
+}
+
+impl Poller for AnyPoller {
+    type Control = AnyControl;
+
+    fn control(&self) -> &AnyControl {
+        &self.control
+    }
+
+    fn poll(&mut self, events: &mut Events) -> io::Result<usize> {
+        match &mut self.poller {
+            Inner::Reference(p) => p.poll(events),
+            Inner::EpollRing(p) => p.poll(events),
+            Inner::UringPoll(p) => p.poll(events),
+        }
+    }
+
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
+        match &mut self.poller {
+            Inner::Reference(p) => p.wait(events, timeout),
+            Inner::EpollRing(p) => p.wait(events, timeout),
+            Inner::UringPoll(p) => p.wait(events, timeout),
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        match &self.poller {
+            Inner::Reference(p) => p.capacity(),
+            Inner::EpollRing(p) => p.capacity(),
+            Inner::UringPoll(p) => p.capacity(),
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        match &self.poller {
+            Inner::Reference(p) => p.stats(),
+            Inner::EpollRing(p) => p.stats(),
+            Inner::UringPoll(p) => p.stats(),
+        }
+    }
+}
