@@ -27,6 +27,7 @@ use userpoll::Stats;
 
 use crate::backends::{self, Backend, FloorQueue, MakeCtx};
 use crate::fds::FdSet;
+use crate::gate::{spin, spins_per_us};
 use crate::sys::{self, now_ns, Rng};
 
 /// What the handler does with each event.
@@ -208,38 +209,6 @@ impl Outcome {
     pub fn consumer_syscalls(&self) -> u64 {
         self.backend.syscalls() + self.handler_reads + self.consumer_other
     }
-}
-
-/// Busy-works about `ns` nanoseconds: the injected per-event work of
-/// `--spin-ns`. A loop of spin-loop hints calibrated once per process
-/// ([`spins_per_us`]), not a loop on the clock: each clock read costs tens
-/// of nanoseconds on a VM, so a clock loop cannot add less than that, and
-/// a small spin would add far more than it says.
-fn spin(ns: u64) {
-    let n = (ns as f64 * spins_per_us() / 1000.0).round() as u64;
-    for i in 0..n {
-        std::hint::spin_loop();
-        std::hint::black_box(i);
-    }
-}
-
-/// Iterations of the `--spin-ns` busy loop per microsecond on this machine: the
-/// fastest of five timed batches (the least disturbed by preemption).
-pub fn spins_per_us() -> f64 {
-    static RATE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *RATE.get_or_init(|| {
-        const N: u64 = 200_000;
-        (0..5)
-            .map(|_| {
-                let t0 = now_ns();
-                for i in 0..N {
-                    std::hint::spin_loop();
-                    std::hint::black_box(i);
-                }
-                N as f64 * 1000.0 / (now_ns() - t0).max(1) as f64
-            })
-            .fold(0.0, f64::max)
-    })
 }
 
 /// A new latency histogram: 1 ns to 60 s, 3 significant digits.

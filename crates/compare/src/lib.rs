@@ -8,7 +8,8 @@
 //! - [`harness`]: one run (writers, consumer, counts, latency).
 //! - [`suite`]: runs several backends interleaved and collects [`suite::Results`].
 //! - [`report`]: the JSON, the summary table, `.hgrm` files and plots.
-//! - [`gate`]: the CI performance regression gate.
+//! - [`statistics`]: medians, spreads and noise, computed in one place.
+//! - [`gate`]: the CI performance regression gate (one file per job under `gate/`).
 //! - [`cli`]: the command line.
 
 pub mod backends;
@@ -19,5 +20,6 @@ pub mod harness;
 pub mod hgrm;
 pub mod plot;
 pub mod report;
+pub mod statistics;
 pub mod suite;
 pub mod sys;

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use userpoll::Counter;
 
 use crate::harness::{new_histogram, Outcome};
+use crate::statistics::median_spread;
 use crate::suite::{Results, RunResult};
 
 fn per(n: u64, events: u64) -> f64 {
@@ -176,26 +177,6 @@ pub fn results_json(results: &Results) -> Value {
         "failed_runs": results.failed().count(),
         "runs": results.runs.iter().map(|r| run_json(results, r)).collect::<Vec<_>>(),
     })
-}
-
-/// Median and half the range as a fraction of the median.
-pub fn median_spread(mut xs: Vec<f64>) -> Option<(f64, f64)> {
-    if xs.is_empty() {
-        return None;
-    }
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    let m = if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    };
-    let spread = if m == 0.0 {
-        0.0
-    } else {
-        (xs[n - 1] - xs[0]) / 2.0 / m
-    };
-    Some((m, spread))
 }
 
 /// Per-backend medians over the runs that did not fail.
@@ -459,10 +440,7 @@ mod tests {
     }
 
     #[test]
-    fn median_and_spread() {
-        assert_eq!(median_spread(vec![3.0, 1.0, 2.0]), Some((2.0, 0.5)));
-        assert_eq!(median_spread(vec![4.0, 2.0]), Some((3.0, 1.0 / 3.0)));
-        assert_eq!(median_spread(vec![]), None);
+    fn file_stems_have_no_colon() {
         assert_eq!(file_stem("uring-poll:coop"), "uring-poll-coop");
     }
 }
