@@ -7,7 +7,8 @@
 //! - [`fds`]: the fds a run fires: eventfds, pipes, socketpairs, TCP.
 //! - [`harness`]: one run (writers, consumer, counts, latency).
 //! - [`suite`]: runs several backends interleaved and collects [`suite::Results`].
-//! - [`report`]: the JSON, the summary table, `.hgrm` files and plots.
+//! - [`summary`]: per-backend medians and ratios, read by everything below.
+//! - [`report`]: the JSON, the summary table, `.hgrm` files; [`plot`] the SVGs.
 //! - [`statistics`]: medians, spreads and noise, computed in one place.
 //! - [`gate`]: the CI performance regression gate (one file per job under `gate/`).
 //! - [`cli`]: the command line.
@@ -22,4 +23,5 @@ pub mod plot;
 pub mod report;
 pub mod statistics;
 pub mod suite;
+pub mod summary;
 pub mod sys;

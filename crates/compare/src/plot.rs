@@ -8,7 +8,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use crate::hgrm::TICKS_PER_HALF_DISTANCE;
-use crate::report::BackendSummary;
+use crate::summary::{ratio, BackendSummary};
 
 /// Line and bar colours: distinct, and dark enough to read on white
 /// (plotters' Palette99 has pale yellows that vanish).
@@ -172,7 +172,7 @@ pub fn cpu(sums: &[BackendSummary], path: &Path) -> io::Result<()> {
                 BLACK.stroke_width(2),
             )))
             .map_err(plot_err)?;
-        let label = match crate::report::ratio(Some(b), floor) {
+        let label = match ratio(Some(b), floor) {
             Some(r) => format!("{:.0} ({r:.2}x)", b.cpu_ns.0),
             None => format!("{:.0}", b.cpu_ns.0),
         };

@@ -5,8 +5,8 @@
 //! ```
 //! use compare::fds::FdKind;
 //! use compare::harness::Workload;
-//! use compare::report;
 //! use compare::suite::{run_suite, SuiteConfig};
+//! use compare::summary;
 //!
 //! let cfg = SuiteConfig {
 //!     backends: vec!["floor".into(), "epoll-et".into()],
@@ -19,10 +19,10 @@
 //! };
 //! let results = run_suite(&cfg, |_| {}).unwrap();
 //! assert_eq!(results.failed().count(), 0);
-//! let sums = report::summarize(&results);
+//! let sums = summary::summarize(&results);
 //! let et = sums.iter().find(|s| s.id == "epoll-et");
 //! let floor = sums.iter().find(|s| s.id == "floor");
-//! assert!(report::ratio(et, floor).unwrap() > 0.0);
+//! assert!(summary::ratio(et, floor).unwrap() > 0.0);
 //! ```
 
 use std::collections::BTreeMap;

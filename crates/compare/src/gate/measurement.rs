@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use userpoll::Counter;
 
 use super::{cannot, CannotRun, GateSuite, Rule, Spin, Tolerances};
-use crate::report::PerEvent;
 use crate::statistics::median_spread;
 use crate::suite::{self, Results};
+use crate::summary::PerEvent;
 
 /// A gated metric. Higher is worse for all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
