@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::backends::{self, Delivery};
+use crate::backends::{self, BackendId, Delivery};
 use crate::fds::FdKind;
 use crate::harness::{Handler, Workload};
 use crate::report;
@@ -232,16 +232,17 @@ pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfi
     // Backends: named ones must exist, run here and suit the handler; the
     // default list skips the ones that do not, with a note.
     let explicit = args.backends.is_some();
-    let wanted: Vec<String> = match &args.backends {
+    let wanted: Vec<BackendId> = match &args.backends {
         Some(list) => list
             .iter()
-            .map(|s| s.trim().to_string())
+            .map(|s| s.trim())
             .filter(|s| !s.is_empty())
-            .collect(),
+            .map(BackendId::parse)
+            .collect::<Result<_, _>>()?,
         None => backends::catalogue()
             .iter()
             .filter(|b| !series || b.delivery == Delivery::Edge)
-            .map(|b| b.id.to_string())
+            .map(|b| b.id)
             .collect(),
     };
     if wanted.is_empty() {
@@ -249,13 +250,13 @@ pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfi
     }
     let mut chosen = Vec::new();
     for id in wanted {
-        let info = backends::info(&id)?;
+        let info = id.info();
         if args.consumers > 1 && !info.multi_consumer {
             if explicit {
                 let several: Vec<&str> = backends::catalogue()
                     .iter()
                     .filter(|b| b.multi_consumer)
-                    .map(|b| b.id)
+                    .map(|b| b.id.as_str())
                     .collect();
                 return Err(format!(
                     "--consumers {}: {id} takes events on one thread; backends with several \
@@ -270,7 +271,7 @@ pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfi
         if chosen.contains(&id) {
             return Err(format!("--backends names {id} twice"));
         }
-        if let Err(why) = backends::availability(&id) {
+        if let Err(why) = backends::availability(id) {
             if explicit {
                 return Err(format!("backend {id} cannot run on this machine: {why}"));
             }
@@ -297,9 +298,15 @@ pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfi
     if chosen.is_empty() {
         return Err("no backend left to run; see compare backends".into());
     }
-    let spin_backends = args.spin_backends.clone().unwrap_or_default();
+    let spin_backends: Vec<BackendId> = args
+        .spin_backends
+        .iter()
+        .flatten()
+        .map(|s| BackendId::parse(s.trim()))
+        .collect::<Result<_, _>>()?;
     for id in &spin_backends {
         if !chosen.contains(id) {
+            let chosen: Vec<&str> = chosen.iter().map(|b| b.as_str()).collect();
             return Err(format!(
                 "--spin-backends names {id}, which this run does not include; name backends \
                  from --backends ({})",

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use crate::backends::BackendId;
 use crate::hgrm::TICKS_PER_HALF_DISTANCE;
 use crate::summary::{ratio, BackendSummary};
 
@@ -120,7 +121,7 @@ fn percentile_label(x: f64) -> String {
 pub fn cpu(sums: &[BackendSummary], path: &Path) -> io::Result<()> {
     let good: Vec<&BackendSummary> = sums.iter().filter(|b| b.failed < b.runs).collect();
     let n = good.len().max(1);
-    let floor = good.iter().copied().find(|b| b.id == "floor");
+    let floor = good.iter().copied().find(|b| b.id == BackendId::Floor);
     let xmax = good.iter().map(|b| b.cpu_ns_range.1).fold(1.0, f64::max) * 1.25;
     let height = 120 + 36 * n as u32;
     let root = SVGBackend::new(path, (960, height)).into_drawing_area();
@@ -128,7 +129,10 @@ pub fn cpu(sums: &[BackendSummary], path: &Path) -> io::Result<()> {
     // The first backend at the top.
     let row = |i: usize| n - 1 - i;
     let ids: Vec<String> = (0..n)
-        .map(|r| good.get(n - 1 - r).map_or(String::new(), |b| b.id.clone()))
+        .map(|r| {
+            good.get(n - 1 - r)
+                .map_or(String::new(), |b| b.id.to_string())
+        })
         .collect();
     let mut chart = ChartBuilder::on(&root)
         .caption(

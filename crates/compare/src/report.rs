@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use userpoll::Counter;
 
+use crate::backends::BackendId;
 use crate::suite::{Results, RunResult};
 use crate::summary::{per, ratio, summarize, PerEvent};
 
@@ -79,7 +80,7 @@ pub fn run_json(results: &Results, r: &RunResult) -> Value {
         "consumers": w.consumers,
         "churn_per_round": w.churn,
         "seed": w.seed,
-        "spin_ns": results.config.workload_for(&r.backend).spin_ns,
+        "spin_ns": results.config.workload_for(r.backend).spin_ns,
         "syscalls": {
             "backend": by_kind,
             "handler_reads": o.handler_reads,
@@ -149,7 +150,7 @@ fn scenario_note(results: &Results) -> String {
 /// The summary table and the re-arm and ring costs, as printed.
 pub fn summary_text(results: &Results) -> String {
     let sums = summarize(results);
-    let find = |id: &str| sums.iter().find(|s| s.id == id);
+    let find = |id: BackendId| sums.iter().find(|s| s.id == id);
     let w = &results.config.workload;
     let mut s = String::new();
     let _ = writeln!(
@@ -193,7 +194,7 @@ pub fn summary_text(results: &Results) -> String {
             continue;
         }
         let q = |q: f64| b.latency.value_at_quantile(q) as f64 / 1000.0;
-        let x = |other: &str| {
+        let x = |other: BackendId| {
             ratio(Some(b), find(other)).map_or("-".to_string(), |r| format!("{r:.2}"))
         };
         let _ = writeln!(
@@ -210,8 +211,8 @@ pub fn summary_text(results: &Results) -> String {
             b.rearms,
             q(0.5),
             q(0.99),
-            x("floor"),
-            x("epoll-et"),
+            x(BackendId::Floor),
+            x(BackendId::EpollEt),
             if b.failed > 0 {
                 format!("  ({} of {} runs FAILED)", b.failed, b.runs)
             } else {
@@ -219,7 +220,7 @@ pub fn summary_text(results: &Results) -> String {
             }
         );
     }
-    let cost = |s: &mut String, a: &str, b: &str| {
+    let cost = |s: &mut String, a: BackendId, b: BackendId| {
         let line = match (find(a), find(b), ratio(find(a), find(b))) {
             (Some(x), Some(y), Some(r)) => format!(
                 "{r:.2}x CPU ns/event ({:.0} vs {:.0}, {:+.0} ns/event; {:+.2} syscalls/event, {:+.2} re-arms/event)",
@@ -234,11 +235,11 @@ pub fn summary_text(results: &Results) -> String {
         let _ = writeln!(s, "  {a:<17} against {b:<11} {line}");
     };
     let _ = writeln!(s, "\nre-arm cost:");
-    cost(&mut s, "epoll-oneshot", "epoll-et");
-    cost(&mut s, "uring-poll:rearm", "uring-poll");
+    cost(&mut s, BackendId::EpollOneshot, BackendId::EpollEt);
+    cost(&mut s, BackendId::UringPollRearm, BackendId::UringPoll);
     let _ = writeln!(s, "ring cost:");
-    cost(&mut s, "uring-poll", "floor");
-    cost(&mut s, "epoll-ring", "floor");
+    cost(&mut s, BackendId::UringPoll, BackendId::Floor);
+    cost(&mut s, BackendId::EpollRing, BackendId::Floor);
     let _ = writeln!(
         s,
         "\nsystem calls counted by compare for the whole suite (all phases, writers included): {}",
@@ -265,7 +266,7 @@ pub fn write_folder(results: &Results, dir: &Path) -> io::Result<()> {
     let sums = summarize(results);
     for b in &sums {
         let text = crate::hgrm::percentile_distribution(&b.latency, 1000.0);
-        std::fs::write(dir.join(format!("{}.hgrm", file_stem(&b.id))), text)?;
+        std::fs::write(dir.join(format!("{}.hgrm", file_stem(b.id.as_str()))), text)?;
     }
     crate::plot::latency(&sums, &dir.join("latency.svg"))?;
     crate::plot::cpu(&sums, &dir.join("cpu.svg"))?;

@@ -3,13 +3,14 @@
 //! the library entry point the CLI and the CI gate call: [`run_suite`].
 //!
 //! ```
+//! use compare::backends::BackendId;
 //! use compare::fds::FdKind;
 //! use compare::harness::Workload;
 //! use compare::suite::{run_suite, SuiteConfig};
 //! use compare::summary;
 //!
 //! let cfg = SuiteConfig {
-//!     backends: vec!["floor".into(), "epoll-et".into()],
+//!     backends: vec![BackendId::Floor, BackendId::EpollEt],
 //!     workload: Workload { fds: 64, active: 8, rounds: 4, warmup_rounds: 1, ..Workload::default() },
 //!     fd_kind: FdKind::Eventfd,
 //!     reps: 2,
@@ -20,15 +21,15 @@
 //! let results = run_suite(&cfg, |_| {}).unwrap();
 //! assert_eq!(results.failed().count(), 0);
 //! let sums = summary::summarize(&results);
-//! let et = sums.iter().find(|s| s.id == "epoll-et");
-//! let floor = sums.iter().find(|s| s.id == "floor");
+//! let et = sums.iter().find(|s| s.id == BackendId::EpollEt);
+//! let floor = sums.iter().find(|s| s.id == BackendId::Floor);
 //! assert!(summary::ratio(et, floor).unwrap() > 0.0);
 //! ```
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal};
 
-use crate::backends;
+use crate::backends::{self, BackendId};
 use crate::fds::{FdKind, FdSet};
 use crate::harness::{self, Outcome, Workload};
 use crate::sys;
@@ -40,8 +41,8 @@ pub const FD_OVERHEAD: u64 = 64;
 /// Everything a suite runs.
 #[derive(Debug, Clone)]
 pub struct SuiteConfig {
-    /// Backend ids, in the order each repetition runs them.
-    pub backends: Vec<String>,
+    /// Backends, in the order each repetition runs them.
+    pub backends: Vec<BackendId>,
     /// The workload every run uses.
     pub workload: Workload,
     /// The kind of fds.
@@ -53,15 +54,15 @@ pub struct SuiteConfig {
     /// Show a progress bar on stderr (only drawn when it is a terminal).
     pub progress: bool,
     /// Backends the workload's `spin_ns` applies to (empty: all of them).
-    pub spin_backends: Vec<String>,
+    pub spin_backends: Vec<BackendId>,
 }
 
 impl SuiteConfig {
     /// The workload backend `id` runs: the suite's, without the injected
     /// spin unless `id` is one of `spin_backends`.
-    pub fn workload_for(&self, id: &str) -> Workload {
+    pub fn workload_for(&self, id: BackendId) -> Workload {
         let mut w = self.workload.clone();
-        if !self.spin_backends.is_empty() && !self.spin_backends.iter().any(|b| b == id) {
+        if !self.spin_backends.is_empty() && !self.spin_backends.contains(&id) {
             w.spin_ns = 0;
         }
         w
@@ -71,8 +72,8 @@ impl SuiteConfig {
 /// One run of one backend.
 #[derive(Debug)]
 pub struct RunResult {
-    /// Backend id.
-    pub backend: String,
+    /// The backend.
+    pub backend: BackendId,
     /// Repetition, from 0.
     pub rep: usize,
     /// What it measured.
@@ -190,7 +191,9 @@ pub fn env(cfg: &SuiteConfig) -> Env {
     let ring_setup = cfg
         .backends
         .iter()
-        .filter_map(|b| backends::ring_setup(b, cfg.workload.sources()).map(|s| (b.clone(), s)))
+        .filter_map(|&b| {
+            backends::ring_setup(b, cfg.workload.sources()).map(|s| (b.to_string(), s))
+        })
         .collect();
     Env {
         kernel,
@@ -226,7 +229,7 @@ pub fn run_suite(cfg: &SuiteConfig, mut on_run: impl FnMut(&RunResult)) -> io::R
     // the fds (handler none, a failure), drain them all.
     let mut dirty = false;
     for rep in 0..cfg.reps {
-        for id in &cfg.backends {
+        for &id in &cfg.backends {
             if dirty {
                 fd_syscalls += fds.drain_all();
             }
@@ -234,7 +237,7 @@ pub fn run_suite(cfg: &SuiteConfig, mut on_run: impl FnMut(&RunResult)) -> io::R
             let outcome = harness::run_one(id, &cfg.workload_for(id), &fds);
             dirty = outcome.failed() || cfg.workload.handler == harness::Handler::None;
             let r = RunResult {
-                backend: id.clone(),
+                backend: id,
                 rep,
                 outcome,
             };

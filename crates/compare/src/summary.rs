@@ -6,6 +6,7 @@
 
 use hdrhistogram::Histogram;
 
+use crate::backends::BackendId;
 use crate::harness::{new_histogram, Outcome};
 use crate::statistics::median_spread;
 use crate::suite::{Results, RunResult};
@@ -59,8 +60,8 @@ impl PerEvent {
 /// Per-backend medians over the runs that did not fail.
 #[derive(Debug, Clone)]
 pub struct BackendSummary {
-    /// Backend id.
-    pub id: String,
+    /// The backend.
+    pub id: BackendId,
     /// Runs, and runs that failed.
     pub runs: usize,
     /// Failed runs.
@@ -86,8 +87,8 @@ pub struct BackendSummary {
 /// The summary of each backend, in the order the suite ran them.
 pub fn summarize(results: &Results) -> Vec<BackendSummary> {
     let mut out = Vec::new();
-    for id in &results.config.backends {
-        let runs: Vec<&RunResult> = results.runs.iter().filter(|r| &r.backend == id).collect();
+    for &id in &results.config.backends {
+        let runs: Vec<&RunResult> = results.runs.iter().filter(|r| r.backend == id).collect();
         let good: Vec<&RunResult> = runs
             .iter()
             .copied()
@@ -101,7 +102,7 @@ pub fn summarize(results: &Results) -> Vec<BackendSummary> {
         }
         let cpus: Vec<f64> = pes.iter().map(|p| p.cpu_ns).collect();
         out.push(BackendSummary {
-            id: id.clone(),
+            id,
             runs: runs.len(),
             failed: runs.len() - good.len(),
             events_per_sec: col(|p| p.events_per_sec).unwrap_or_default(),
@@ -141,9 +142,9 @@ pub fn ratio(a: Option<&BackendSummary>, b: Option<&BackendSummary>) -> Option<f
 mod tests {
     use super::*;
 
-    fn summary(id: &str, cpu_by_rep: &[(usize, f64)]) -> BackendSummary {
+    fn summary(id: BackendId, cpu_by_rep: &[(usize, f64)]) -> BackendSummary {
         BackendSummary {
-            id: id.into(),
+            id,
             runs: cpu_by_rep.len(),
             failed: 0,
             events_per_sec: (0.0, 0.0),
@@ -162,11 +163,11 @@ mod tests {
         // The machine slowed down in rep 2 and sped up in rep 1: per-rep
         // ratios are 3, 0.5 and 2 (median 2) while the ratio of the medians
         // (10 / 20) would say 0.5.
-        let a = summary("a", &[(0, 3.0), (1, 10.0), (2, 100.0)]);
-        let b = summary("b", &[(0, 1.0), (1, 20.0), (2, 50.0)]);
+        let a = summary(BackendId::Mio, &[(0, 3.0), (1, 10.0), (2, 100.0)]);
+        let b = summary(BackendId::Polling, &[(0, 1.0), (1, 20.0), (2, 50.0)]);
         assert_eq!(ratio(Some(&a), Some(&b)), Some(2.0));
         // A repetition that failed for one of them is left out.
-        let c = summary("c", &[(0, 1.0), (2, 50.0)]);
+        let c = summary(BackendId::Reference, &[(0, 1.0), (2, 50.0)]);
         assert_eq!(ratio(Some(&a), Some(&c)), Some(2.5));
         assert_eq!(ratio(Some(&a), None), None);
     }

@@ -3,6 +3,7 @@
 //! depends on scheduling. And the writer threads' CPU, the load
 //! generator's share of the process, is measured apart.
 
+use compare::backends::BackendId;
 use compare::fds::{FdKind, FdSet};
 use compare::harness::{run_one, Handler, Workload};
 use userpoll::Counter;
@@ -25,7 +26,7 @@ fn a_burst_round_reaches_the_backend_as_one_batch() {
     for writers in [1, 3] {
         let w = workload(true, writers);
         let fds = FdSet::open(FdKind::Eventfd, w.sources()).unwrap();
-        let o = run_one("epoll-et", &w, &fds);
+        let o = run_one(BackendId::EpollEt, &w, &fds);
         assert!(!o.failed(), "{:?}", o.failure());
         assert_eq!(o.events, 40 * 300);
         // Every round was fully fired before the consumer looked: one
@@ -43,7 +44,7 @@ fn writer_cpu_is_measured_apart_and_is_part_of_the_process() {
     for burst in [false, true] {
         let w = workload(burst, 2);
         let fds = FdSet::open(FdKind::Eventfd, w.sources()).unwrap();
-        let o = run_one("floor", &w, &fds);
+        let o = run_one(BackendId::Floor, &w, &fds);
         assert!(!o.failed(), "{:?}", o.failure());
         assert!(
             o.writer_cpu_ns > 0,

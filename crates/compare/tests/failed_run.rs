@@ -3,6 +3,7 @@
 //! level-triggered backend for exactly this reason; the library does not,
 //! which lets this test produce a real failure with a real kernel.
 
+use compare::backends::BackendId;
 use compare::fds::FdKind;
 use compare::harness::{Handler, Workload};
 use compare::report;
@@ -11,7 +12,7 @@ use compare::suite::{run_suite, SuiteConfig};
 #[test]
 fn level_triggered_without_draining_fails_and_is_reported_as_failed() {
     let cfg = SuiteConfig {
-        backends: vec!["epoll-lt".into(), "epoll-et".into()],
+        backends: vec![BackendId::EpollLt, BackendId::EpollEt],
         workload: Workload {
             fds: 20,
             active: 5,
@@ -27,13 +28,10 @@ fn level_triggered_without_draining_fails_and_is_reported_as_failed() {
         spin_backends: vec![],
     };
     let mut seen = Vec::new();
-    let results = run_suite(&cfg, |r| seen.push((r.backend.clone(), r.outcome.failed()))).unwrap();
+    let results = run_suite(&cfg, |r| seen.push((r.backend, r.outcome.failed()))).unwrap();
     assert_eq!(
         seen,
-        [
-            ("epoll-lt".to_string(), true),
-            ("epoll-et".to_string(), false)
-        ]
+        [(BackendId::EpollLt, true), (BackendId::EpollEt, false)]
     );
     let lt = &results.runs[0].outcome;
     assert!(

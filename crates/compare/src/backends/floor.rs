@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use userpoll::{Counter, Counters, Stats};
 
-use super::{Backend, BATCH};
+use super::{Backend, FireListener, BATCH};
 use crate::sys::{futex_wait, futex_wake_all, now_ns};
 
 /// Empty-ring polls before the consumer parks.
@@ -64,6 +64,12 @@ impl FloorQueue {
     }
 }
 
+impl FireListener for FloorQueue {
+    fn fired(&self, token: u32) {
+        self.publish(token);
+    }
+}
+
 /// The floor's consuming side.
 #[derive(Debug)]
 pub struct Floor {
@@ -72,8 +78,14 @@ pub struct Floor {
 }
 
 impl Floor {
+    /// A floor for up to `capacity` sources, with its own queue (the
+    /// writers reach it through [`Backend::fire_listener`]).
+    pub fn new(capacity: usize) -> Floor {
+        Floor::with_queue(Arc::new(FloorQueue::new(capacity)))
+    }
+
     /// The consumer of `queue`.
-    pub fn new(queue: Arc<FloorQueue>) -> Floor {
+    pub fn with_queue(queue: Arc<FloorQueue>) -> Floor {
         Floor { queue, head: 0 }
     }
 
@@ -142,6 +154,10 @@ impl Backend for Floor {
     fn stats(&self) -> Stats {
         self.queue.counters.snapshot()
     }
+
+    fn fire_listener(&self) -> Option<Arc<dyn FireListener>> {
+        Some(self.queue.clone())
+    }
 }
 
 #[cfg(test)]
@@ -151,7 +167,7 @@ mod tests {
     #[test]
     fn floor_delivers_across_threads_and_parks() {
         let q = Arc::new(FloorQueue::new(8));
-        let mut floor = Floor::new(q.clone());
+        let mut floor = Floor::with_queue(q.clone());
         let mut out = Vec::new();
         floor.wait(&mut out, Duration::from_millis(1)).unwrap();
         assert!(out.is_empty());

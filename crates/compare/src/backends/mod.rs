@@ -20,8 +20,6 @@ mod generic;
 mod peers;
 mod uring_raw;
 
-pub use floor::FloorQueue;
-
 /// One backend as the harness drives it.
 pub trait Backend {
     /// Registers `fd` for readable events carrying `token`.
@@ -44,6 +42,18 @@ pub trait Backend {
     fn another_consumer(&self) -> Option<Box<dyn Backend + Send>> {
         None
     }
+    /// What the writers must tell about each fire, for a backend whose
+    /// readiness does not come from the kernel (the floor: its shared
+    /// queue); `None` for every backend that learns of fires from the fds.
+    fn fire_listener(&self) -> Option<Arc<dyn FireListener>> {
+        None
+    }
+}
+
+/// Told by the writers of each fire, right after its `write`.
+pub trait FireListener: Send + Sync {
+    /// Source `token` was just fired.
+    fn fired(&self, token: u32);
 }
 
 /// How a backend reports an fd that stays ready.
@@ -59,11 +69,119 @@ pub enum Delivery {
     Oneshot,
 }
 
+/// A backend, by its stable id (`epoll-et`, `uring-poll:defer`, ...):
+/// parsed once from the command line or the gate's suite
+/// ([`BackendId::parse`]), then passed around as this value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BackendId {
+    /// `floor`.
+    Floor,
+    /// `epoll-lt`.
+    EpollLt,
+    /// `epoll-et`.
+    EpollEt,
+    /// `epoll-oneshot`.
+    EpollOneshot,
+    /// `uring-raw`.
+    UringRaw,
+    /// `uring-poll`.
+    UringPoll,
+    /// `uring-poll:coop`.
+    UringPollCoop,
+    /// `uring-poll:defer`.
+    UringPollDefer,
+    /// `uring-poll:sqpoll`.
+    UringPollSqpoll,
+    /// `uring-poll:rearm`.
+    UringPollRearm,
+    /// `epoll-ring`.
+    EpollRing,
+    /// `epoll-ring:inline`.
+    EpollRingInline,
+    /// `mio`.
+    Mio,
+    /// `polling`.
+    Polling,
+    /// `reference`.
+    Reference,
+}
+
+impl BackendId {
+    /// The id as written on the command line and in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendId::Floor => "floor",
+            BackendId::EpollLt => "epoll-lt",
+            BackendId::EpollEt => "epoll-et",
+            BackendId::EpollOneshot => "epoll-oneshot",
+            BackendId::UringRaw => "uring-raw",
+            BackendId::UringPoll => "uring-poll",
+            BackendId::UringPollCoop => "uring-poll:coop",
+            BackendId::UringPollDefer => "uring-poll:defer",
+            BackendId::UringPollSqpoll => "uring-poll:sqpoll",
+            BackendId::UringPollRearm => "uring-poll:rearm",
+            BackendId::EpollRing => "epoll-ring",
+            BackendId::EpollRingInline => "epoll-ring:inline",
+            BackendId::Mio => "mio",
+            BackendId::Polling => "polling",
+            BackendId::Reference => "reference",
+        }
+    }
+
+    /// The backend named `id`, or a message listing the valid ids.
+    pub fn parse(id: &str) -> Result<BackendId, String> {
+        if let Some(i) = CATALOGUE.iter().find(|b| b.id.as_str() == id) {
+            return Ok(i.id);
+        }
+        let valid: Vec<_> = CATALOGUE.iter().map(|b| b.id.as_str()).collect();
+        if NOT_BUILT.iter().any(|(n, _)| *n == id) {
+            return Err(format!(
+                "backend {id:?} is not built into this compare binary yet (its crate is not part \
+                 of the build); available: {}",
+                valid.join(", ")
+            ));
+        }
+        Err(format!(
+            "unknown backend {id:?}; valid ids: {}",
+            valid.join(", ")
+        ))
+    }
+
+    /// Its catalogue entry.
+    pub fn info(self) -> &'static BackendInfo {
+        CATALOGUE
+            .iter()
+            .find(|b| b.id == self)
+            .expect("every BackendId has a catalogue entry")
+    }
+}
+
+impl std::fmt::Display for BackendId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so the tables' widths (`{:<18}`) apply.
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BackendId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<BackendId, String> {
+        BackendId::parse(s)
+    }
+}
+
+impl serde::Serialize for BackendId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// A backend's entry in the catalogue.
 #[derive(Debug, Clone, Copy)]
 pub struct BackendInfo {
     /// Stable id, as given to `--backends` and written in the JSON.
-    pub id: &'static str,
+    pub id: BackendId,
     /// One line on what it is.
     pub about: &'static str,
     /// How it delivers.
@@ -74,95 +192,95 @@ pub struct BackendInfo {
 
 const CATALOGUE: &[BackendInfo] = &[
     BackendInfo {
-        id: "floor",
+        id: BackendId::Floor,
         about: "same writers and handler, readiness passed through shared memory (an index ring, \
                 futex when idle), no kernel: the lower bound",
         multi_consumer: false,
         delivery: Delivery::Edge,
     },
     BackendInfo {
-        id: "epoll-lt",
+        id: BackendId::EpollLt,
         about: "raw epoll, level-triggered: epoll_wait only",
         multi_consumer: false,
         delivery: Delivery::Level,
     },
     BackendInfo {
-        id: "epoll-et",
+        id: BackendId::EpollEt,
         about: "raw epoll, edge-triggered (EPOLLET): epoll_wait only, never re-armed",
         multi_consumer: true,
         delivery: Delivery::Edge,
     },
     BackendInfo {
-        id: "epoll-oneshot",
+        id: BackendId::EpollOneshot,
         about: "raw epoll, EPOLLONESHOT, re-armed with EPOLL_CTL_MOD after each event",
         multi_consumer: true,
         delivery: Delivery::Oneshot,
     },
     BackendInfo {
-        id: "uring-raw",
+        id: BackendId::UringRaw,
         about: "hand-written multishot POLL_ADD loop on the io-uring crate (SINGLE_ISSUER + \
                 DEFER_TASKRUN): the floor for uring-poll's own overhead",
         multi_consumer: false,
         delivery: Delivery::Edge,
     },
     BackendInfo {
-        id: "uring-poll",
+        id: BackendId::UringPoll,
         about: "uring-poll (multishot POLL_ADD behind the userpoll contract), default ring setup",
         multi_consumer: false,
         delivery: Delivery::Edge,
     },
     BackendInfo {
-        id: "uring-poll:coop",
+        id: BackendId::UringPollCoop,
         about: "uring-poll with COOP_TASKRUN | TASKRUN_FLAG (no interrupts; posted at the next \
                 kernel entry)",
         multi_consumer: false,
         delivery: Delivery::Edge,
     },
     BackendInfo {
-        id: "uring-poll:defer",
+        id: BackendId::UringPollDefer,
         about: "uring-poll with SINGLE_ISSUER | DEFER_TASKRUN (posted only by the owner's enter)",
         multi_consumer: false,
         delivery: Delivery::Edge,
     },
     BackendInfo {
-        id: "uring-poll:sqpoll",
+        id: BackendId::UringPollSqpoll,
         about: "uring-poll with SQPOLL (a kernel thread submits and posts; its CPU counts)",
         multi_consumer: false,
         delivery: Delivery::Edge,
     },
     BackendInfo {
-        id: "uring-poll:rearm",
+        id: BackendId::UringPollRearm,
         about: "uring-poll re-arming a one-shot POLL_ADD after each event (as monoio, glommio do)",
         multi_consumer: false,
         delivery: Delivery::Oneshot,
     },
     BackendInfo {
-        id: "epoll-ring",
+        id: BackendId::EpollRing,
         about: "the userpoll ring (EPOLL_USERPOLL layout) filled by a driver thread from epoll; \
                 the consumer takes without a system call while events flow",
         multi_consumer: true,
         delivery: Delivery::Edge,
     },
     BackendInfo {
-        id: "epoll-ring:inline",
+        id: BackendId::EpollRingInline,
         about: "the userpoll ring filled inline: wait on an empty ring runs one epoll_wait itself",
         multi_consumer: true,
         delivery: Delivery::Edge,
     },
     BackendInfo {
-        id: "mio",
+        id: BackendId::Mio,
         about: "mio 1 Poll/Registry, edge-triggered, as its users use it",
         multi_consumer: false,
         delivery: Delivery::Edge,
     },
     BackendInfo {
-        id: "polling",
+        id: BackendId::Polling,
         about: "polling 3 Poller in one-shot mode, modify() after each event, as async-io uses it",
         multi_consumer: false,
         delivery: Delivery::Oneshot,
     },
     BackendInfo {
-        id: "reference",
+        id: BackendId::Reference,
         about: "userpoll::reference::Reference (epoll ET + generation table) through the generic \
                 userpoll::Poller path",
         multi_consumer: false,
@@ -186,60 +304,38 @@ pub fn not_built() -> &'static [(&'static str, &'static str)] {
     NOT_BUILT
 }
 
-/// The catalogue entry of `id`, or a message listing the valid ids.
-pub fn info(id: &str) -> Result<&'static BackendInfo, String> {
-    if let Some(i) = CATALOGUE.iter().find(|b| b.id == id) {
-        return Ok(i);
-    }
-    let valid: Vec<_> = CATALOGUE.iter().map(|b| b.id).collect();
-    if NOT_BUILT.iter().any(|(n, _)| *n == id) {
-        return Err(format!(
-            "backend {id:?} is not built into this compare binary yet (its crate is not part of \
-             the build); available: {}",
-            valid.join(", ")
-        ));
-    }
-    Err(format!(
-        "unknown backend {id:?}; valid ids: {}",
-        valid.join(", ")
-    ))
-}
-
 /// `Ok` when `id` can run on this kernel, or why it cannot.
-pub fn availability(id: &str) -> Result<(), String> {
-    match id {
-        "uring-raw" => uring_raw::probe(),
-        _ if id.starts_with("uring-poll") => {
-            let p = uring_profile(id).profile;
-            if p.is_supported() {
-                Ok(())
-            } else {
-                // Build once more to get the cause the crate names.
-                match uring_profile(id).build(2) {
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(format!(
-                        "uring-poll cannot make a {} ring here: {e}",
-                        p.name()
-                    )),
-                }
-            }
-        }
-        _ => Ok(()),
+pub fn availability(id: BackendId) -> Result<(), String> {
+    if id == BackendId::UringRaw {
+        return uring_raw::probe();
+    }
+    let Some(options) = uring_options(id) else {
+        return Ok(());
+    };
+    let p = options.profile;
+    if p.is_supported() {
+        return Ok(());
+    }
+    // Build once more to get the cause the crate names.
+    match options.build(2) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "uring-poll cannot make a {} ring here: {e}",
+            p.name()
+        )),
     }
 }
 
 /// The io_uring setup a backend uses, for the JSON's `env`; `None` for
 /// backends without a ring.
-pub fn ring_setup(id: &str, capacity: usize) -> Option<String> {
-    match id {
-        "uring-raw" => Some(uring_raw::setup_description(capacity)),
-        _ if id.starts_with("uring-poll") => Some(
-            uring_profile(id)
-                .build(capacity)
-                .map_or_else(|e| format!("unavailable: {e}"), |p| p.describe()),
-        ),
-        _ => None,
+pub fn ring_setup(id: BackendId, capacity: usize) -> Option<String> {
+    if id == BackendId::UringRaw {
+        return Some(uring_raw::setup_description(capacity));
     }
+    uring_options(id).map(|o| {
+        o.build(capacity)
+            .map_or_else(|e| format!("unavailable: {e}"), |p| p.describe())
+    })
 }
 
 /// The uring-poll options behind a `uring-poll[:variant]` id.
@@ -258,64 +354,54 @@ impl UringOptions {
     }
 }
 
-fn uring_profile(id: &str) -> UringOptions {
+/// The uring-poll options of a `uring-poll[:variant]` backend; `None` for
+/// the others.
+fn uring_options(id: BackendId) -> Option<UringOptions> {
     use uring_poll::Profile;
     let (profile, rearm) = match id {
-        "uring-poll:coop" => (Profile::Coop, false),
-        "uring-poll:defer" => (Profile::Defer, false),
-        "uring-poll:sqpoll" => (Profile::Sqpoll, false),
-        "uring-poll:rearm" => (Profile::Default, true),
-        _ => (Profile::Default, false),
+        BackendId::UringPoll => (Profile::Default, false),
+        BackendId::UringPollCoop => (Profile::Coop, false),
+        BackendId::UringPollDefer => (Profile::Defer, false),
+        BackendId::UringPollSqpoll => (Profile::Sqpoll, false),
+        BackendId::UringPollRearm => (Profile::Default, true),
+        _ => return None,
     };
-    UringOptions { profile, rearm }
+    Some(UringOptions { profile, rearm })
 }
 
-/// What a backend is made with.
-#[derive(Debug, Clone)]
-pub struct MakeCtx {
-    /// Registrations it must hold (fds plus any churn pool).
-    pub capacity: usize,
-    /// The floor's shared queue, for `floor`.
-    pub floor: Option<Arc<FloorQueue>>,
-}
-
-/// Makes backend `id` on the calling thread (which then consumes).
-pub fn make(id: &str, ctx: &MakeCtx) -> io::Result<Box<dyn Backend>> {
+/// Makes backend `id` on the calling thread (which then consumes), able to
+/// hold `capacity` registrations.
+pub fn make(id: BackendId, capacity: usize) -> io::Result<Box<dyn Backend>> {
     Ok(match id {
-        "floor" => Box::new(floor::Floor::new(ctx.floor.clone().ok_or_else(|| {
-            io::Error::other("the floor backend needs the run's floor queue")
-        })?)),
-        "epoll-lt" => Box::new(epoll::Epoll::new(epoll::Mode::Level, ctx.capacity)?),
-        "epoll-et" => Box::new(epoll::Epoll::new(epoll::Mode::Edge, ctx.capacity)?),
-        "epoll-oneshot" => Box::new(epoll::Epoll::new(epoll::Mode::Oneshot, ctx.capacity)?),
-        "uring-raw" => Box::new(uring_raw::UringRaw::new(ctx.capacity)?),
-        "mio" => Box::new(peers::Mio::new()?),
-        "polling" => Box::new(peers::Polling::new()?),
-        "uring-poll" | "uring-poll:coop" | "uring-poll:defer" | "uring-poll:sqpoll"
-        | "uring-poll:rearm" => Box::new(generic::Generic::new(
-            uring_profile(id).build(ctx.capacity)?,
-            ctx.capacity,
-        )),
-        "epoll-ring" => Box::new(generic::Generic::with_consumers(
-            epoll_ring::EpollRing::with_mode(ctx.capacity, epoll_ring::DriverMode::Thread)?,
-            ctx.capacity,
-            epoll_ring::EpollRing::consumer,
-        )),
-        "epoll-ring:inline" => Box::new(generic::Generic::with_consumers(
-            epoll_ring::EpollRing::with_mode(ctx.capacity, epoll_ring::DriverMode::Inline)?,
-            ctx.capacity,
-            epoll_ring::EpollRing::consumer,
-        )),
-        "reference" => Box::new(generic::Generic::new(
-            userpoll::reference::Reference::new(ctx.capacity)?,
-            ctx.capacity,
-        )),
-        other => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                info(other).err().unwrap_or_default(),
-            ))
+        BackendId::Floor => Box::new(floor::Floor::new(capacity)),
+        BackendId::EpollLt => Box::new(epoll::Epoll::new(epoll::Mode::Level, capacity)?),
+        BackendId::EpollEt => Box::new(epoll::Epoll::new(epoll::Mode::Edge, capacity)?),
+        BackendId::EpollOneshot => Box::new(epoll::Epoll::new(epoll::Mode::Oneshot, capacity)?),
+        BackendId::UringRaw => Box::new(uring_raw::UringRaw::new(capacity)?),
+        BackendId::Mio => Box::new(peers::Mio::new()?),
+        BackendId::Polling => Box::new(peers::Polling::new()?),
+        BackendId::UringPoll
+        | BackendId::UringPollCoop
+        | BackendId::UringPollDefer
+        | BackendId::UringPollSqpoll
+        | BackendId::UringPollRearm => {
+            let options = uring_options(id).expect("a uring-poll id has options");
+            Box::new(generic::Generic::new(options.build(capacity)?, capacity))
         }
+        BackendId::EpollRing => Box::new(generic::Generic::with_consumers(
+            epoll_ring::EpollRing::with_mode(capacity, epoll_ring::DriverMode::Thread)?,
+            capacity,
+            epoll_ring::EpollRing::consumer,
+        )),
+        BackendId::EpollRingInline => Box::new(generic::Generic::with_consumers(
+            epoll_ring::EpollRing::with_mode(capacity, epoll_ring::DriverMode::Inline)?,
+            capacity,
+            epoll_ring::EpollRing::consumer,
+        )),
+        BackendId::Reference => Box::new(generic::Generic::new(
+            userpoll::reference::Reference::new(capacity)?,
+            capacity,
+        )),
     })
 }
 

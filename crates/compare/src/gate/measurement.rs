@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use userpoll::Counter;
 
 use super::{cannot, CannotRun, GateSuite, Rule, Spin, Tolerances};
+use crate::backends::BackendId;
 use crate::statistics::median_spread;
 use crate::suite::{self, Results};
 use crate::summary::PerEvent;
@@ -143,13 +144,14 @@ pub fn run_once(
     spin: &Spin,
     mut on_run: impl FnMut(&str, &suite::RunResult),
 ) -> Result<(SuiteRun, Vec<Results>), CannotRun> {
+    let reference = BackendId::parse(&suite.reference).map_err(cannot)?;
     let mut out = SuiteRun::new();
     let mut all = Vec::new();
     for s in &suite.scenarios {
         let cfg = suite.config(s, spin)?;
         let results = suite::run_suite(&cfg, |r| on_run(&s.name, r))
             .map_err(|e| cannot(format!("scenario {}: {e}", s.name)))?;
-        out.insert(s.name.clone(), measure(&results, &suite.reference));
+        out.insert(s.name.clone(), measure(&results, reference));
         all.push(results);
     }
     Ok((out, all))
@@ -165,8 +167,8 @@ const WAITS: [Counter; 4] = [
 ];
 
 /// The per-backend measurements of one scenario's results.
-pub fn measure(results: &Results, reference: &str) -> BTreeMap<String, BackendRun> {
-    let by_rep = |id: &str| -> BTreeMap<usize, &suite::RunResult> {
+pub fn measure(results: &Results, reference: BackendId) -> BTreeMap<String, BackendRun> {
+    let by_rep = |id: BackendId| -> BTreeMap<usize, &suite::RunResult> {
         results
             .runs
             .iter()
@@ -185,9 +187,9 @@ pub fn measure(results: &Results, reference: &str) -> BTreeMap<String, BackendRu
         }
     };
     let mut out = BTreeMap::new();
-    for id in &results.config.backends {
+    for &id in &results.config.backends {
         let mut b = BackendRun::default();
-        for r in results.runs.iter().filter(|r| &r.backend == id) {
+        for r in results.runs.iter().filter(|r| r.backend == id) {
             b.runs += 1;
             b.stale_or_spurious += r.outcome.spurious;
             if let Some(why) = r.outcome.failure() {
@@ -225,7 +227,7 @@ pub fn measure(results: &Results, reference: &str) -> BTreeMap<String, BackendRu
             }
         }
         b.set_medians();
-        out.insert(id.clone(), b);
+        out.insert(id.to_string(), b);
     }
     out
 }

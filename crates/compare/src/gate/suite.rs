@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{cannot, CannotRun, Spin};
-use crate::backends;
+use crate::backends::{self, BackendId};
 use crate::fds::FdKind;
 use crate::harness::{Handler, Workload};
 use crate::suite::SuiteConfig;
@@ -178,8 +178,8 @@ impl GateSuite {
             }
             FdKind::parse(&s.fd_kind).map_err(cannot)?;
             for b in &s.backends {
-                backends::info(b).map_err(cannot)?;
-                if let Err(why) = backends::availability(b) {
+                let id = BackendId::parse(b).map_err(cannot)?;
+                if let Err(why) = backends::availability(id) {
                     return Err(cannot(format!(
                         "scenario {} needs backend {b}, which cannot run here: {why}",
                         s.name
@@ -229,7 +229,7 @@ impl GateSuite {
             h => return Err(cannot(format!("scenario {}: unknown handler {h}", s.name))),
         };
         Ok(SuiteConfig {
-            backends: s.backends.clone(),
+            backends: parse_ids(&s.backends)?,
             workload: Workload {
                 fds: s.fds,
                 active: s.active,
@@ -249,7 +249,14 @@ impl GateSuite {
             reps: self.reps,
             scenario: None,
             progress: true,
-            spin_backends: spin.backends.clone(),
+            spin_backends: parse_ids(&spin.backends)?,
         })
     }
+}
+
+/// The backends named in `ids`, or why one of them is not a backend.
+fn parse_ids(ids: &[String]) -> Result<Vec<BackendId>, CannotRun> {
+    ids.iter()
+        .map(|b| BackendId::parse(b).map_err(cannot))
+        .collect()
 }

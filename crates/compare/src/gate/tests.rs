@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::*;
-use crate::backends;
+use crate::backends::BackendId;
 use crate::fds::FdKind;
 
 fn suite() -> GateSuite {
@@ -250,7 +250,7 @@ fn the_committed_suite_is_valid_and_its_baseline_matches_it() {
         assert!(sc.backends.contains(&suite.reference), "{}", sc.name);
         FdKind::parse(&sc.fd_kind).unwrap();
         for b in &sc.backends {
-            backends::info(b).unwrap();
+            BackendId::parse(b).unwrap();
         }
     }
     let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches/baseline.json");

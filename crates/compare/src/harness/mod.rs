@@ -27,9 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use userpoll::Stats;
-
-use crate::backends::{self, FloorQueue, MakeCtx};
+use crate::backends::{self, BackendId, FireListener};
 use crate::fds::FdSet;
 use crate::gate::spins_per_us;
 use crate::sys;
@@ -62,7 +60,8 @@ struct Shared<'a> {
     fired: AtomicU32,
     sleepers: AtomicU32,
     stop: AtomicBool,
-    floor: Option<Arc<FloorQueue>>,
+    /// Told of every fire, for a backend that needs it (the floor).
+    listener: Option<Arc<dyn FireListener>>,
     counts: WriterCounts,
     /// CPU-time clocks of the writer threads, each published first thing.
     writer_clocks: Mutex<Vec<libc::clockid_t>>,
@@ -81,11 +80,18 @@ impl Shared<'_> {
 }
 
 /// Runs backend `id` once over `fds` (all drained) with workload `w`.
-pub fn run_one(id: &str, w: &Workload, fds: &FdSet) -> Outcome {
+pub fn run_one(id: BackendId, w: &Workload, fds: &FdSet) -> Outcome {
     if w.spin_ns != 0 {
         spins_per_us(); // calibrated once, outside any measured phase
     }
-    let floor = (id == "floor").then(|| Arc::new(FloorQueue::new(w.sources())));
+    let mut out = Outcome::empty();
+    let mut backend = match backends::make(id, w.sources()) {
+        Ok(b) => b,
+        Err(e) => {
+            out.error = Some(format!("cannot make backend {id}: {e}"));
+            return out;
+        }
+    };
     let shared = Shared {
         fds,
         w,
@@ -94,42 +100,12 @@ pub fn run_one(id: &str, w: &Workload, fds: &FdSet) -> Outcome {
         fired: AtomicU32::new(0),
         sleepers: AtomicU32::new(0),
         stop: AtomicBool::new(false),
-        floor: floor.clone(),
+        listener: backend.fire_listener(),
         counts: WriterCounts::default(),
         writer_clocks: Mutex::new(Vec::new()),
         open_start: AtomicU64::new(0),
         open_fires: AtomicU64::new(0),
         error: Mutex::new(None),
-    };
-    let mut out = Outcome {
-        events_expected: 0,
-        events: 0,
-        spurious: 0,
-        rounds: 0,
-        wall_ns: 0,
-        process_cpu_ns: 0,
-        consumer_cpu_ns: 0,
-        writer_cpu_ns: 0,
-        backend: Stats::default(),
-        backend_total_syscalls: 0,
-        handler_reads: 0,
-        writer_writes: 0,
-        writer_other: 0,
-        consumer_other: 0,
-        total_syscalls: 0,
-        latency: new_histogram(),
-        error: None,
-    };
-    let ctx = MakeCtx {
-        capacity: w.sources(),
-        floor,
-    };
-    let mut backend = match backends::make(id, &ctx) {
-        Ok(b) => b,
-        Err(e) => {
-            out.error = Some(format!("cannot make backend {id}: {e}"));
-            return out;
-        }
     };
     let first = backend.stats();
     let mut tally = Tally::default();

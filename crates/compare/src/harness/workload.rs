@@ -155,6 +155,29 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Nothing measured yet, no error.
+    pub(super) fn empty() -> Outcome {
+        Outcome {
+            events_expected: 0,
+            events: 0,
+            spurious: 0,
+            rounds: 0,
+            wall_ns: 0,
+            process_cpu_ns: 0,
+            consumer_cpu_ns: 0,
+            writer_cpu_ns: 0,
+            backend: Stats::default(),
+            backend_total_syscalls: 0,
+            handler_reads: 0,
+            writer_writes: 0,
+            writer_other: 0,
+            consumer_other: 0,
+            total_syscalls: 0,
+            latency: new_histogram(),
+            error: None,
+        }
+    }
+
     /// A run that delivered a different number of events than expected, or
     /// stopped on an error.
     pub fn failed(&self) -> bool {

@@ -31,8 +31,8 @@ impl Shared<'_> {
             self.fail(format!("writer: {e}"));
             return false;
         }
-        if let Some(q) = &self.floor {
-            q.publish(t as u32);
+        if let Some(l) = &self.listener {
+            l.fired(t as u32);
         }
         true
     }
