@@ -180,7 +180,7 @@ pub(super) fn off_scenario(metric: Metric, burst: bool) -> Option<&'static str> 
 }
 
 /// Merges the checks of a confirming run (judged on the pooled
-/// repetitions, see [`pooled`]) into `checks`: a cost, counter or latency
+/// repetitions, see [`pooled`](super::pooled)) into `checks`: a cost, counter or latency
 /// regression stands only if it regressed again; a correctness failure in
 /// either run stands.
 pub fn confirm(checks: &mut [Check], again: &[Check], attempt: usize) {

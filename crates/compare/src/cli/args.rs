@@ -1,0 +1,160 @@
+//! The options of `compare run` and `compare gate` as clap parses them,
+//! and the duration syntax of `--duration`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::fds::FdKind;
+
+/// Measures readiness delivery: re-arm cost against ring cost, per backend.
+#[derive(Debug, Parser)]
+#[command(name = "compare", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run backends over a workload; print a summary, write a results folder.
+    Run(Box<RunArgs>),
+    /// List every backend id, what it is, and whether it runs here.
+    Backends,
+    /// The CI performance gate: run the fixed suite, compare with a
+    /// baseline; exit 0 pass, 1 regression, 2 could not run.
+    Gate(GateArgs),
+}
+
+/// Options of `compare gate`.
+#[derive(Debug, Args, Clone)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["baseline", "record"])))]
+pub struct GateArgs {
+    /// Compare with this baseline (e.g. benches/baseline.json).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Record a new baseline into this file instead (runs the suite
+    /// record_runs times to measure the noise).
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// The suite definition.
+    #[arg(long, default_value = "benches/gate.json")]
+    pub suite: PathBuf,
+    /// Where the report (gate-report.json, gate-summary.md) goes.
+    #[arg(long, default_value = "results/gate")]
+    pub out: PathBuf,
+    /// Gate calibration only: the consumer busy-spins this many ns per event.
+    #[arg(long, default_value_t = 0)]
+    pub spin_ns: u64,
+    /// Backends `--spin-ns` applies to, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', requires = "spin_ns")]
+    pub spin_backends: Option<Vec<String>>,
+    /// Scenarios of the suite `--spin-ns` applies to, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', requires = "spin_ns")]
+    pub spin_scenarios: Option<Vec<String>>,
+}
+
+/// Options of `compare run`.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Backends to run, comma-separated (default: every backend available here).
+    #[arg(long, value_delimiter = ',')]
+    pub backends: Option<Vec<String>>,
+    /// Fds registered and fired (default 10000).
+    #[arg(long)]
+    pub fds: Option<usize>,
+    /// Fds fired per round (default 1000).
+    #[arg(long)]
+    pub active: Option<usize>,
+    /// Measured rounds per run (default 250).
+    #[arg(long, conflicts_with = "duration")]
+    pub rounds: Option<u64>,
+    /// Measure each run for this long instead of a number of rounds (e.g. 2s, 500ms).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Kind of fd: eventfd, pipe, socketpair, tcp (real loopback connections).
+    #[arg(long, value_parser = FdKind::parse)]
+    pub fd_kind: Option<FdKind>,
+    /// Handler: read (drain each fired fd) or none (edge-like backends only).
+    #[arg(long, default_value = "read", value_parser = ["read", "none"])]
+    pub handler: String,
+    /// Writer threads (default 1; userpoll-series: 4).
+    #[arg(long)]
+    pub writers: Option<usize>,
+    /// Open loop: fires per second on a schedule; latency from the scheduled time.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Closed loop in bursts: the writers fire each whole round before the
+    /// consumer takes it, so batching does not depend on scheduling (the
+    /// gate's cost scenarios). Latency then includes the round's firing.
+    #[arg(long, conflicts_with = "rate")]
+    pub burst: bool,
+    /// Consuming threads, for backends that support several.
+    #[arg(long, default_value_t = 1)]
+    pub consumers: usize,
+    /// Repetitions of each backend, interleaved across backends.
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Seed of the fire schedule.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write the JSON results to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Results folder (JSON, .hgrm per backend, SVG plots).
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// A named scenario: userpoll-series or churn.
+    #[arg(long, value_parser = ["userpoll-series", "churn"])]
+    pub scenario: Option<String>,
+    /// Churn scenario: registrations deleted and re-added per round (default active/10).
+    #[arg(long)]
+    pub churn: Option<usize>,
+    /// Gate calibration only: the consumer busy-spins this many ns per event
+    /// (after the handler), to make a known regression. Never in real runs.
+    #[arg(long, default_value_t = 0)]
+    pub spin_ns: u64,
+    /// Backends `--spin-ns` applies to, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', requires = "spin_ns")]
+    pub spin_backends: Option<Vec<String>>,
+}
+
+/// Parses `2s`, `1.5s`, `500ms`, `2m` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("cannot read {s:?} as a duration; write e.g. 2s, 500ms or 1m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("unknown unit in {s:?}; use ms, s or m")),
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(format!("--duration {s} must be more than zero"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("2h").unwrap_err().contains("unit"));
+    }
+}

@@ -1,0 +1,213 @@
+//! From arguments to a [`SuiteConfig`]: the defaults, every check on the
+//! values and their combinations (each failure a message saying what to
+//! change), and which backends run.
+
+use std::time::Duration;
+
+use super::RunArgs;
+use crate::backends::{self, BackendId, Delivery};
+use crate::fds::FdKind;
+use crate::harness::{Handler, Workload};
+use crate::suite::SuiteConfig;
+
+/// Measured rounds of a default run.
+pub const DEFAULT_ROUNDS: u64 = crate::harness::DEFAULT_ROUNDS;
+/// Writers of the userpoll-series scenario unless `--writers` says otherwise.
+pub const SERIES_WRITERS: usize = 4;
+/// Measured rounds of the userpoll-series scenario (each fires every fd).
+pub const SERIES_ROUNDS: u64 = 20_000;
+
+/// The suite `args` ask for, or a message saying what to change. Notes
+/// (backends skipped from the default list) go to `notes`.
+pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfig, String> {
+    let series = args.scenario.as_deref() == Some("userpoll-series");
+    let churn_scenario = args.scenario.as_deref() == Some("churn");
+    let handler = if args.handler == "none" {
+        Handler::None
+    } else {
+        Handler::Read
+    };
+    let fd_kind = args.fd_kind.unwrap_or(FdKind::Eventfd);
+    let writers = args
+        .writers
+        .unwrap_or(if series { SERIES_WRITERS } else { 1 });
+    if writers == 0 || writers > 256 {
+        return Err(format!("--writers {writers}: use 1 to 256 writer threads"));
+    }
+    let (fds, active) = if series {
+        if args.fds.is_some() || args.active.is_some() {
+            return Err(
+                "--scenario userpoll-series gives each writer its own eventfd, so fds = \
+                        active = writers; set --writers instead of --fds/--active"
+                    .into(),
+            );
+        }
+        if fd_kind != FdKind::Eventfd {
+            return Err("--scenario userpoll-series uses eventfds; drop --fd-kind".into());
+        }
+        if args.rate.is_some() {
+            return Err("--scenario userpoll-series is closed-loop; drop --rate".into());
+        }
+        (writers, writers)
+    } else {
+        let fds = args.fds.unwrap_or(10_000);
+        let active = args.active.unwrap_or(1_000.min(fds));
+        (fds, active)
+    };
+    if fds == 0 || fds > u32::MAX as usize / 2 {
+        return Err(format!("--fds {fds}: use at least 1"));
+    }
+    if active == 0 || active > fds {
+        return Err(format!(
+            "--active {active}: fds fired per round must be between 1 and --fds ({fds})"
+        ));
+    }
+    if args.rounds == Some(0) {
+        return Err("--rounds 0: use at least 1".into());
+    }
+    if args.reps == 0 {
+        return Err("--reps 0: use at least 1".into());
+    }
+    if let Some(r) = args.rate {
+        if !(r > 0.0 && r.is_finite()) {
+            return Err(format!(
+                "--rate {r}: fires per second must be more than zero"
+            ));
+        }
+    }
+    if args.churn.is_some() && !churn_scenario {
+        return Err("--churn only applies to --scenario churn".into());
+    }
+    let churn = if churn_scenario {
+        args.churn.unwrap_or((active / 10).max(1))
+    } else {
+        0
+    };
+    if args.consumers == 0 {
+        return Err("--consumers 0: use at least 1".into());
+    }
+    if args.consumers > 64 {
+        return Err(format!("--consumers {}: use 1 to 64", args.consumers));
+    }
+
+    // Backends: named ones must exist, run here and suit the handler; the
+    // default list skips the ones that do not, with a note.
+    let explicit = args.backends.is_some();
+    let wanted: Vec<BackendId> = match &args.backends {
+        Some(list) => list
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(BackendId::parse)
+            .collect::<Result<_, _>>()?,
+        None => backends::catalogue()
+            .iter()
+            .filter(|b| !series || b.delivery == Delivery::Edge)
+            .map(|b| b.id)
+            .collect(),
+    };
+    if wanted.is_empty() {
+        return Err("--backends is empty; name at least one (see compare backends)".into());
+    }
+    let mut chosen = Vec::new();
+    for id in wanted {
+        let info = id.info();
+        if args.consumers > 1 && !info.multi_consumer {
+            if explicit {
+                let several: Vec<&str> = backends::catalogue()
+                    .iter()
+                    .filter(|b| b.multi_consumer)
+                    .map(|b| b.id.as_str())
+                    .collect();
+                return Err(format!(
+                    "--consumers {}: {id} takes events on one thread; backends with several \
+                     consumers: {}. Drop {id} or use --consumers 1",
+                    args.consumers,
+                    several.join(", ")
+                ));
+            }
+            notes.push(format!("skipping {id}: it takes events on one thread"));
+            continue;
+        }
+        if chosen.contains(&id) {
+            return Err(format!("--backends names {id} twice"));
+        }
+        if let Err(why) = backends::availability(id) {
+            if explicit {
+                return Err(format!("backend {id} cannot run on this machine: {why}"));
+            }
+            notes.push(format!("skipping {id}: {why}"));
+            continue;
+        }
+        if handler == Handler::None && info.delivery != Delivery::Edge {
+            let how = match info.delivery {
+                Delivery::Level => "level-triggered",
+                _ => "one-shot re-armed after each event",
+            };
+            if explicit {
+                return Err(format!(
+                    "--handler none needs edge-like delivery, and {id} is {how}: it reports an \
+                     undrained fd again at once, so the run would never settle. Drop {id} from \
+                     --backends or use --handler read"
+                ));
+            }
+            notes.push(format!("skipping {id} with --handler none: it is {how}"));
+            continue;
+        }
+        chosen.push(id);
+    }
+    if chosen.is_empty() {
+        return Err("no backend left to run; see compare backends".into());
+    }
+    let spin_backends: Vec<BackendId> = args
+        .spin_backends
+        .iter()
+        .flatten()
+        .map(|s| BackendId::parse(s.trim()))
+        .collect::<Result<_, _>>()?;
+    for id in &spin_backends {
+        if !chosen.contains(id) {
+            let chosen: Vec<&str> = chosen.iter().map(|b| b.as_str()).collect();
+            return Err(format!(
+                "--spin-backends names {id}, which this run does not include; name backends \
+                 from --backends ({})",
+                chosen.join(", ")
+            ));
+        }
+    }
+    let rounds = args.rounds.unwrap_or(if series {
+        SERIES_ROUNDS
+    } else {
+        DEFAULT_ROUNDS
+    });
+    let warmup_rounds = if args.duration.is_some() {
+        5
+    } else {
+        (rounds / 10).clamp(1, 50)
+    };
+    Ok(SuiteConfig {
+        backends: chosen,
+        workload: Workload {
+            fds,
+            active,
+            rounds,
+            duration: args.duration,
+            handler,
+            writers,
+            consumers: args.consumers,
+            rate: args.rate,
+            burst: args.burst,
+            own_fd: series,
+            churn,
+            seed: args.seed,
+            warmup_rounds,
+            stall: Duration::from_secs(5),
+            spin_ns: args.spin_ns,
+        },
+        fd_kind,
+        reps: args.reps,
+        scenario: args.scenario.clone(),
+        progress: true,
+        spin_backends,
+    })
+}

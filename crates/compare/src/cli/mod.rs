@@ -1,0 +1,141 @@
+//! The command line: `compare run [options]`, `compare backends` and
+//! `compare gate`. [`config_from`] turns arguments into a
+//! [`SuiteConfig`](crate::suite::SuiteConfig) (or a message saying what to
+//! change); [`main`] runs it and prints.
+//!
+//! `args` holds what clap parses, `config` turns it into a suite; this
+//! file runs the subcommands.
+
+mod args;
+mod config;
+
+pub use args::{parse_duration, Cli, Cmd, GateArgs, RunArgs};
+pub use config::{config_from, DEFAULT_ROUNDS, SERIES_ROUNDS, SERIES_WRITERS};
+
+use clap::Parser;
+
+use crate::backends::{self, Delivery};
+use crate::report;
+use crate::suite;
+
+fn backends_text() -> String {
+    let mut s = String::new();
+    for b in backends::catalogue() {
+        let state = match backends::availability(b.id) {
+            Ok(()) => "available".to_string(),
+            Err(why) => format!("UNAVAILABLE: {why}"),
+        };
+        let delivery = match b.delivery {
+            Delivery::Edge => "edge",
+            Delivery::Level => "level",
+            Delivery::Oneshot => "one-shot",
+        };
+        s += &format!(
+            "{:<18} {:<9} {}\n{:<18} {:<9} {}\n",
+            b.id, delivery, b.about, "", "", state
+        );
+    }
+    for (id, about) in backends::not_built() {
+        s += &format!(
+            "{id:<18} {:<9} {about}\n{:<18} {:<9} UNAVAILABLE: not built into this binary yet\n",
+            "", "", ""
+        );
+    }
+    s
+}
+
+/// Writes to stdout; a closed pipe (`compare run | head`) is not an error.
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// Runs the command line; returns the process exit code (0 ok, 1 a run
+/// failed or output could not be written, 2 a usage error).
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    match cli.cmd {
+        Cmd::Backends => {
+            out(&backends_text());
+            0
+        }
+        Cmd::Run(args) => run(&args),
+        Cmd::Gate(args) => crate::gate::main(&crate::gate::GateOptions {
+            suite: args.suite,
+            baseline: args.baseline,
+            record: args.record,
+            out: args.out,
+            spin: crate::gate::Spin {
+                ns: args.spin_ns,
+                backends: args.spin_backends.unwrap_or_default(),
+                scenarios: args.spin_scenarios.unwrap_or_default(),
+            },
+        }),
+    }
+}
+
+fn run(args: &RunArgs) -> i32 {
+    let mut notes = Vec::new();
+    let cfg = match config_from(args, &mut notes) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return 2;
+        }
+    };
+    for n in &notes {
+        eprintln!("note: {n}");
+    }
+    if let Err(msg) = suite::check_fd_budget(&cfg) {
+        eprintln!("error: {msg}");
+        return 2;
+    }
+    let results = suite::run_suite(&cfg, |r| {
+        if let Some(why) = r.outcome.failure() {
+            eprintln!("\n*** FAILED: {} rep {}: {why} ***\n", r.backend, r.rep);
+        }
+    });
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return if e.kind() == std::io::ErrorKind::InvalidInput {
+                2
+            } else {
+                1
+            };
+        }
+    };
+    out(&report::summary_text(&results));
+    let mut code = 0;
+    if let Err(e) = report::write_folder(&results, &args.out) {
+        eprintln!("error: {e}");
+        code = 1;
+    } else {
+        out(&format!(
+            "results: {}/ (results.json, one .hgrm per backend, latency.svg, cpu.svg)\n",
+            args.out.display()
+        ));
+    }
+    if let Some(path) = &args.json {
+        if let Err(e) = report::write_json(&results, path) {
+            eprintln!("error: {e}");
+            code = 1;
+        }
+    }
+    let failed = results.failed().count();
+    if failed > 0 {
+        eprintln!(
+            "\n*** {failed} run(s) FAILED (events delivered != expected, or an error); they are \
+             in the JSON with \"failed\": true ***"
+        );
+        code = 1;
+    }
+    code
+}
