@@ -9,8 +9,10 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use userpoll::syscall;
 
-/// What kind of fd a run uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What kind of fd a run uses. Written by [`FdKind::name`] on the command
+/// line, in the JSON and in the gate's suite file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FdKind {
     /// `eventfd(2)`: one fd, a write adds 1, a read of 8 bytes drains it.
     Eventfd,

@@ -122,6 +122,13 @@ impl serde::Serialize for BackendId {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for BackendId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<BackendId, D::Error> {
+        let s = String::deserialize(d)?;
+        BackendId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A backend's entry in the catalogue.
 #[derive(Debug, Clone, Copy)]
 pub struct BackendInfo {

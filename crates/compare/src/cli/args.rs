@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
 use crate::fds::FdKind;
+use crate::harness::Handler;
 
 /// Measures readiness delivery: re-arm cost against ring cost, per backend.
 #[derive(Debug, Parser)]
@@ -79,8 +81,12 @@ pub struct RunArgs {
     #[arg(long, value_parser = FdKind::parse)]
     pub fd_kind: Option<FdKind>,
     /// Handler: read (drain each fired fd) or none (edge-like backends only).
-    #[arg(long, default_value = "read", value_parser = ["read", "none"])]
-    pub handler: String,
+    #[arg(
+        long,
+        default_value = "read",
+        value_parser = PossibleValuesParser::new(["read", "none"]).try_map(|s| Handler::parse(&s))
+    )]
+    pub handler: Handler,
     /// Writer threads (default 1; userpoll-series: 4).
     #[arg(long)]
     pub writers: Option<usize>,
@@ -108,8 +114,12 @@ pub struct RunArgs {
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
     /// A named scenario: userpoll-series or churn.
-    #[arg(long, value_parser = ["userpoll-series", "churn"])]
-    pub scenario: Option<String>,
+    #[arg(
+        long,
+        value_parser = PossibleValuesParser::new(["userpoll-series", "churn"])
+            .try_map(|s| NamedScenario::parse(&s))
+    )]
+    pub scenario: Option<NamedScenario>,
     /// Churn scenario: registrations deleted and re-added per round (default active/10).
     #[arg(long)]
     pub churn: Option<usize>,
@@ -120,6 +130,36 @@ pub struct RunArgs {
     /// Backends `--spin-ns` applies to, comma-separated (default: all).
     #[arg(long, value_delimiter = ',', requires = "spin_ns")]
     pub spin_backends: Option<Vec<String>>,
+}
+
+/// `--scenario`: the named workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamedScenario {
+    /// W writers, each writing its own eventfd once per round.
+    UserpollSeries,
+    /// Registrations deleted and added again every round.
+    Churn,
+}
+
+impl NamedScenario {
+    /// The scenario named `s`.
+    pub fn parse(s: &str) -> Result<NamedScenario, String> {
+        match s {
+            "userpoll-series" => Ok(NamedScenario::UserpollSeries),
+            "churn" => Ok(NamedScenario::Churn),
+            _ => Err(format!(
+                "unknown scenario {s:?}; use userpoll-series or churn"
+            )),
+        }
+    }
+
+    /// The name on the command line and in the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            NamedScenario::UserpollSeries => "userpoll-series",
+            NamedScenario::Churn => "churn",
+        }
+    }
 }
 
 /// Parses `2s`, `1.5s`, `500ms`, `2m` or a plain number of seconds.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::RunArgs;
+use super::{NamedScenario, RunArgs};
 use crate::backends::{self, BackendId, Delivery};
 use crate::fds::FdKind;
 use crate::harness::{Handler, Workload};
@@ -20,13 +20,9 @@ pub const SERIES_ROUNDS: u64 = 20_000;
 /// The suite `args` ask for, or a message saying what to change. Notes
 /// (backends skipped from the default list) go to `notes`.
 pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfig, String> {
-    let series = args.scenario.as_deref() == Some("userpoll-series");
-    let churn_scenario = args.scenario.as_deref() == Some("churn");
-    let handler = if args.handler == "none" {
-        Handler::None
-    } else {
-        Handler::Read
-    };
+    let series = args.scenario == Some(NamedScenario::UserpollSeries);
+    let churn_scenario = args.scenario == Some(NamedScenario::Churn);
+    let handler = args.handler;
     let fd_kind = args.fd_kind.unwrap_or(FdKind::Eventfd);
     let writers = args
         .writers
@@ -206,7 +202,7 @@ pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfi
         },
         fd_kind,
         reps: args.reps,
-        scenario: args.scenario.clone(),
+        scenario: args.scenario.map(|s| s.name().to_string()),
         progress: true,
         spin_backends,
     })

@@ -9,7 +9,7 @@
 mod args;
 mod config;
 
-pub use args::{parse_duration, Cli, Cmd, GateArgs, RunArgs};
+pub use args::{parse_duration, Cli, Cmd, GateArgs, NamedScenario, RunArgs};
 pub use config::{config_from, DEFAULT_ROUNDS, SERIES_ROUNDS, SERIES_WRITERS};
 
 use clap::Parser;

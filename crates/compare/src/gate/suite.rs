@@ -21,7 +21,7 @@ pub struct GateSuite {
     pub about: String,
     /// The backend every cost and latency ratio is taken against; it must
     /// be in every scenario.
-    pub reference: String,
+    pub reference: BackendId,
     /// Repetitions of every backend, interleaved.
     pub reps: usize,
     /// Whole-suite runs `--record` makes to measure the noise.
@@ -80,7 +80,7 @@ pub struct Scenario {
     /// A stable name (the baseline's key).
     pub name: String,
     /// eventfd, pipe, socketpair or tcp.
-    pub fd_kind: String,
+    pub fd_kind: FdKind,
     /// Fds registered.
     pub fds: usize,
     /// Fds fired per round.
@@ -90,7 +90,7 @@ pub struct Scenario {
     /// Warm-up rounds per run.
     pub warmup_rounds: u64,
     /// read or none.
-    pub handler: String,
+    pub handler: Handler,
     /// Writer threads.
     pub writers: usize,
     /// Closed loop in bursts (the writers fire each whole round before the
@@ -100,7 +100,7 @@ pub struct Scenario {
     #[serde(default)]
     pub burst: bool,
     /// Backends, in the order each repetition runs them.
-    pub backends: Vec<String>,
+    pub backends: Vec<BackendId>,
 }
 
 fn one() -> usize {
@@ -148,7 +148,7 @@ impl GateSuite {
             let known = self.scenarios.iter().any(|s| {
                 s.backends
                     .iter()
-                    .any(|b| *key == *b || *key == format!("{}/{b}", s.name))
+                    .any(|b| key == b.as_str() || *key == format!("{}/{b}", s.name))
             });
             if !known {
                 return Err(cannot(format!(
@@ -176,10 +176,8 @@ impl GateSuite {
                     s.name, self.reference
                 )));
             }
-            FdKind::parse(&s.fd_kind).map_err(cannot)?;
-            for b in &s.backends {
-                let id = BackendId::parse(b).map_err(cannot)?;
-                if let Err(why) = backends::availability(id) {
+            for &b in &s.backends {
+                if let Err(why) = backends::availability(b) {
                     return Err(cannot(format!(
                         "scenario {} needs backend {b}, which cannot run here: {why}",
                         s.name
@@ -211,7 +209,11 @@ impl GateSuite {
     pub fn only(&self, suspects: &[(String, String)]) -> GateSuite {
         let mut out = self.clone();
         out.scenarios.retain_mut(|s| {
-            let mine = |b: &String| suspects.iter().any(|(sc, sb)| *sc == s.name && sb == b);
+            let mine = |b: &BackendId| {
+                suspects
+                    .iter()
+                    .any(|(sc, sb)| *sc == s.name && sb == b.as_str())
+            };
             if !s.backends.iter().any(mine) {
                 return false;
             }
@@ -223,19 +225,14 @@ impl GateSuite {
 
     /// The suite config of one scenario, with the injected spin if any.
     pub fn config(&self, s: &Scenario, spin: &Spin) -> Result<SuiteConfig, CannotRun> {
-        let handler = match s.handler.as_str() {
-            "read" => Handler::Read,
-            "none" => Handler::None,
-            h => return Err(cannot(format!("scenario {}: unknown handler {h}", s.name))),
-        };
         Ok(SuiteConfig {
-            backends: parse_ids(&s.backends)?,
+            backends: s.backends.clone(),
             workload: Workload {
                 fds: s.fds,
                 active: s.active,
                 rounds: s.rounds,
                 warmup_rounds: s.warmup_rounds,
-                handler,
+                handler: s.handler,
                 writers: s.writers,
                 burst: s.burst,
                 spin_ns: if spin.scenarios.is_empty() || spin.scenarios.contains(&s.name) {
@@ -245,7 +242,7 @@ impl GateSuite {
                 },
                 ..Workload::default()
             },
-            fd_kind: FdKind::parse(&s.fd_kind).map_err(cannot)?,
+            fd_kind: s.fd_kind,
             reps: self.reps,
             scenario: None,
             progress: true,

@@ -5,10 +5,13 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 use userpoll::Stats;
 
-/// What the handler does with each event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the handler does with each event. Written `read` / `none` on the
+/// command line, in the JSON and in the gate's suite file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Handler {
     /// Drains the fd (what servers do).
     Read,
@@ -17,6 +20,15 @@ pub enum Handler {
 }
 
 impl Handler {
+    /// `read` or `none`.
+    pub fn parse(s: &str) -> Result<Handler, String> {
+        match s {
+            "read" => Ok(Handler::Read),
+            "none" => Ok(Handler::None),
+            _ => Err(format!("unknown handler {s:?}; use read or none")),
+        }
+    }
+
     /// The name used on the command line and in the JSON.
     pub fn name(self) -> &'static str {
         match self {
