@@ -273,6 +273,52 @@ pub fn write_folder(results: &Results, dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Checks, before anything is measured, that the results can be written:
+/// creates the results folder `dir` and the folder of `json` (with any
+/// missing parents) and makes sure a file can be created in each. The
+/// error says which option names a path that cannot be written, and why.
+pub fn prepare_outputs(dir: &Path, json: Option<&Path>) -> Result<(), String> {
+    std::fs::create_dir_all(dir)
+        .and_then(|()| probe_writable(&dir.join(".compare-write-check")))
+        .map_err(|e| {
+            format!(
+                "--out {}: cannot write the results folder there ({e}); choose another folder",
+                dir.display()
+            )
+        })?;
+    if let Some(path) = json {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        parent
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| probe_writable(path))
+            .map_err(|e| {
+                format!(
+                    "--json {}: cannot write the JSON there ({e}); choose another file",
+                    path.display()
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// Opens `path` for writing without changing it: an existing file is
+/// opened for appending (nothing written), a new one is created and
+/// removed again.
+fn probe_writable(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        return Err(io::Error::other("it is a folder"));
+    }
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)?;
+    if !existed {
+        std::fs::remove_file(path)?;
+    }
+    Ok(())
+}
+
 /// Writes the JSON document to `path`.
 pub fn write_json(results: &Results, path: &Path) -> io::Result<()> {
     let text = serde_json::to_string_pretty(&results_json(results)).map_err(io::Error::other)?;

@@ -96,6 +96,11 @@ fn run(args: &RunArgs) -> i32 {
         eprintln!("error: {msg}");
         return 2;
     }
+    // A path that cannot be written fails now, not after the whole run.
+    if let Err(msg) = report::prepare_outputs(&args.out, args.json.as_deref()) {
+        eprintln!("error: {msg}");
+        return 2;
+    }
     let results = suite::run_suite(&cfg, |r| {
         if let Some(why) = r.outcome.failure() {
             eprintln!("\n*** FAILED: {} rep {}: {why} ***\n", r.backend, r.rep);
