@@ -439,8 +439,8 @@ fn argument_errors_fail_at_once_and_say_what_to_do() {
         &["--writers"],
     );
     usage_error(&["--churn", "3"], &["--scenario churn"]);
-    usage_error(&["--rate", "0"], &["more than zero"]);
-    usage_error(&["--reps", "0"], &["--reps 0"]);
+    usage_error(&["--rate", "0"], &["more than 0"]);
+    usage_error(&["--reps", "0"], &["--reps 0", "use 1 to"]);
 }
 
 #[test]

@@ -66,13 +66,13 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     pub backends: Option<Vec<String>>,
     /// Fds registered and fired (default 10000).
-    #[arg(long)]
+    #[arg(long, value_parser = whole_usize)]
     pub fds: Option<usize>,
     /// Fds fired per round (default 1000).
-    #[arg(long)]
+    #[arg(long, value_parser = whole_usize)]
     pub active: Option<usize>,
     /// Measured rounds per run (default 250).
-    #[arg(long, conflicts_with = "duration")]
+    #[arg(long, conflicts_with = "duration", value_parser = whole_u64)]
     pub rounds: Option<u64>,
     /// Measure each run for this long instead of a number of rounds (e.g. 2s, 500ms).
     #[arg(long, value_parser = parse_duration)]
@@ -88,7 +88,7 @@ pub struct RunArgs {
     )]
     pub handler: Handler,
     /// Writer threads (default 1; userpoll-series: 4).
-    #[arg(long)]
+    #[arg(long, value_parser = whole_usize)]
     pub writers: Option<usize>,
     /// Open loop: fires per second on a schedule; latency from the scheduled time.
     #[arg(long)]
@@ -99,10 +99,10 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "rate")]
     pub burst: bool,
     /// Consuming threads, for backends that support several.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = whole_usize)]
     pub consumers: usize,
     /// Repetitions of each backend, interleaved across backends.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = whole_usize)]
     pub reps: usize,
     /// Seed of the fire schedule.
     #[arg(long, default_value_t = 1)]
@@ -121,11 +121,11 @@ pub struct RunArgs {
     )]
     pub scenario: Option<NamedScenario>,
     /// Churn scenario: registrations deleted and re-added per round (default active/10).
-    #[arg(long)]
+    #[arg(long, value_parser = whole_usize)]
     pub churn: Option<usize>,
     /// Gate calibration only: the consumer busy-spins this many ns per event
     /// (after the handler), to make a known regression. Never in real runs.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = whole_u64)]
     pub spin_ns: u64,
     /// Backends `--spin-ns` applies to, comma-separated (default: all).
     #[arg(long, value_delimiter = ',', requires = "spin_ns")]
@@ -162,6 +162,24 @@ impl NamedScenario {
     }
 }
 
+/// A whole number; one too large for `u64` reads as `u64::MAX`, so the
+/// option's range check names the range instead of a parse error.
+pub fn whole_u64(s: &str) -> Result<u64, String> {
+    let s = s.trim().replace('_', "");
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} is not a whole number (write e.g. 1000)"));
+    }
+    Ok(s.parse().unwrap_or(u64::MAX))
+}
+
+/// [`whole_u64`] as a `usize` (saturating).
+pub fn whole_usize(s: &str) -> Result<usize, String> {
+    whole_u64(s).map(|v| usize::try_from(v).unwrap_or(usize::MAX))
+}
+
+/// Longest `--duration`, in seconds (a day).
+pub const MAX_DURATION_S: f64 = 86_400.0;
+
 /// Parses `2s`, `1.5s`, `500ms`, `2m` or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
@@ -178,8 +196,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => n * 60.0,
         _ => return Err(format!("unknown unit in {s:?}; use ms, s or m")),
     };
-    if !(secs > 0.0 && secs.is_finite()) {
-        return Err(format!("--duration {s} must be more than zero"));
+    if !(secs > 0.0 && secs <= MAX_DURATION_S) {
+        return Err(format!(
+            "--duration {s}: use more than 0s and at most {MAX_DURATION_S}s (a day)"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }

@@ -17,6 +17,35 @@ pub const SERIES_WRITERS: usize = 4;
 /// Measured rounds of the userpoll-series scenario (each fires every fd).
 pub const SERIES_ROUNDS: u64 = 20_000;
 
+/// Largest `--fds`: tokens are `u32`, and the churn pool adds as many again.
+pub const MAX_FDS: usize = u32::MAX as usize / 2;
+/// Largest `--writers`.
+pub const MAX_WRITERS: usize = 256;
+/// Largest `--consumers`.
+pub const MAX_CONSUMERS: usize = 64;
+/// Largest `--rounds`.
+pub const MAX_ROUNDS: u64 = 1_000_000_000;
+/// Largest `--reps`.
+pub const MAX_REPS: usize = 1_000;
+/// Largest `--rate`, fires per second.
+pub const MAX_RATE: f64 = 1e9;
+/// Largest `--spin-ns` (10 ms of busy work per event).
+pub const MAX_SPIN_NS: u64 = 10_000_000;
+
+/// `Ok` when `lo <= v <= hi`; otherwise a message naming the option, the
+/// value and the range.
+fn in_range(option: &str, v: u64, lo: u64, hi: u64, what: &str) -> Result<(), String> {
+    if (lo..=hi).contains(&v) {
+        return Ok(());
+    }
+    if v == u64::MAX {
+        return Err(format!(
+            "{option}: the value is too large; use {lo} to {hi} {what}"
+        ));
+    }
+    Err(format!("{option} {v}: use {lo} to {hi} {what}"))
+}
+
 /// The suite `args` ask for, or a message saying what to change. Notes
 /// (backends skipped from the default list) go to `notes`.
 pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfig, String> {
@@ -27,9 +56,13 @@ pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfi
     let writers = args
         .writers
         .unwrap_or(if series { SERIES_WRITERS } else { 1 });
-    if writers == 0 || writers > 256 {
-        return Err(format!("--writers {writers}: use 1 to 256 writer threads"));
-    }
+    in_range(
+        "--writers",
+        writers as u64,
+        1,
+        MAX_WRITERS as u64,
+        "writer threads",
+    )?;
     let (fds, active) = if series {
         if args.fds.is_some() || args.active.is_some() {
             return Err(
@@ -50,24 +83,26 @@ pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfi
         let active = args.active.unwrap_or(1_000.min(fds));
         (fds, active)
     };
-    if fds == 0 || fds > u32::MAX as usize / 2 {
-        return Err(format!("--fds {fds}: use at least 1"));
-    }
+    in_range("--fds", fds as u64, 1, MAX_FDS as u64, "fds")?;
     if active == 0 || active > fds {
         return Err(format!(
             "--active {active}: fds fired per round must be between 1 and --fds ({fds})"
         ));
     }
-    if args.rounds == Some(0) {
-        return Err("--rounds 0: use at least 1".into());
+    if let Some(r) = args.rounds {
+        in_range("--rounds", r, 1, MAX_ROUNDS, "measured rounds")?;
     }
-    if args.reps == 0 {
-        return Err("--reps 0: use at least 1".into());
-    }
+    in_range(
+        "--reps",
+        args.reps as u64,
+        1,
+        MAX_REPS as u64,
+        "repetitions",
+    )?;
     if let Some(r) = args.rate {
-        if !(r > 0.0 && r.is_finite()) {
+        if !(r > 0.0 && r <= MAX_RATE) {
             return Err(format!(
-                "--rate {r}: fires per second must be more than zero"
+                "--rate {r}: fires per second must be more than 0 and at most {MAX_RATE}"
             ));
         }
     }
@@ -79,12 +114,29 @@ pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfi
     } else {
         0
     };
-    if args.consumers == 0 {
-        return Err("--consumers 0: use at least 1".into());
+    if churn_scenario {
+        in_range(
+            "--churn",
+            churn as u64,
+            1,
+            fds as u64,
+            "registrations changed per round (at most --fds)",
+        )?;
     }
-    if args.consumers > 64 {
-        return Err(format!("--consumers {}: use 1 to 64", args.consumers));
-    }
+    in_range(
+        "--consumers",
+        args.consumers as u64,
+        1,
+        MAX_CONSUMERS as u64,
+        "consuming threads",
+    )?;
+    in_range(
+        "--spin-ns",
+        args.spin_ns,
+        0,
+        MAX_SPIN_NS,
+        "ns of busy work per event",
+    )?;
 
     // Backends: named ones must exist, run here and suit the handler; the
     // default list skips the ones that do not, with a note.
