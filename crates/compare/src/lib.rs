@@ -25,3 +25,4 @@ pub mod statistics;
 pub mod suite;
 pub mod summary;
 pub mod sys;
+pub mod table;

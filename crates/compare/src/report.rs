@@ -15,6 +15,7 @@ use userpoll::Counter;
 use crate::backends::BackendId;
 use crate::suite::{Results, RunResult};
 use crate::summary::{per, ratio, summarize, PerEvent};
+use crate::table::{Align, Table};
 
 /// p50, p90, p99, p99.9 and max of a latency histogram, in ns.
 pub fn latency_json(h: &Histogram<u64>) -> Value {
@@ -156,8 +157,8 @@ pub fn summary_text(results: &Results) -> String {
     let _ = writeln!(
         s,
         "{} fds ({}), {} fired per round, {}, handler {}, {} writer(s), {} \
-         consumer(s){}, {} rep(s); medians (± half the range); x columns: median of the \
-         ratios within each repetition",
+         consumer(s){}, {} rep(s); medians (± half the range, ? with fewer than 2 good \
+         runs); x columns: median of the ratios within each repetition",
         w.fds,
         results.config.fd_kind.name(),
         w.active,
@@ -174,52 +175,63 @@ pub fn summary_text(results: &Results) -> String {
             + &scenario_note(results),
         results.config.reps
     );
-    let _ = writeln!(
-        s,
-        "{:<18} {:>16} {:>15} {:>13} {:>8} {:>8} {:>9} {:>9} {:>7} {:>8}",
-        "backend",
-        "events/s",
-        "cpu ns/ev",
-        "consumer ns",
-        "sys/ev",
-        "rearm/ev",
-        "p50 us",
-        "p99 us",
-        "xfloor",
-        "xepoll-et"
-    );
+    use Align::{Left, Right};
+    let mut table = Table::new(&[
+        ("backend", Left),
+        ("events/s", Right),
+        ("", Right),
+        ("cpu ns/ev", Right),
+        ("", Right),
+        ("consumer ns", Right),
+        ("", Right),
+        ("sys/ev", Right),
+        ("rearm/ev", Right),
+        ("p50 us", Right),
+        ("p99 us", Right),
+        ("xfloor", Right),
+        ("xepoll-et", Right),
+        ("", Left),
+    ]);
     for b in &sums {
         if b.failed == b.runs {
-            let _ = writeln!(s, "{:<18} FAILED in all {} run(s)", b.id, b.runs);
+            table.row_with_text(b.id.to_string(), format!("FAILED in all {} run(s)", b.runs));
             continue;
         }
-        let q = |q: f64| b.latency.value_at_quantile(q) as f64 / 1000.0;
+        // A spread needs two good runs; with one it is unknown, not 0.
+        let known = b.runs - b.failed >= 2;
+        let spread = |x: f64| {
+            if known {
+                format!("± {:.0}%", x * 100.0)
+            } else {
+                "± ?".to_string()
+            }
+        };
+        let q = |q: f64| format!("{:.1}", b.latency.value_at_quantile(q) as f64 / 1000.0);
         let x = |other: BackendId| {
             ratio(Some(b), find(other)).map_or("-".to_string(), |r| format!("{r:.2}"))
         };
-        let _ = writeln!(
-            s,
-            "{:<18} {:>10.0} ±{:>3.0}% {:>9.0} ±{:>3.0}% {:>7.0} ±{:>2.0}% {:>8.2} {:>8.2} {:>9.1} {:>9.1} {:>7} {:>8}{}",
-            b.id,
-            b.events_per_sec.0,
-            b.events_per_sec.1 * 100.0,
-            b.cpu_ns.0,
-            b.cpu_ns.1 * 100.0,
-            b.consumer_cpu_ns.0,
-            b.consumer_cpu_ns.1 * 100.0,
-            b.syscalls,
-            b.rearms,
+        table.row(vec![
+            b.id.to_string(),
+            format!("{:.0}", b.events_per_sec.0),
+            spread(b.events_per_sec.1),
+            format!("{:.0}", b.cpu_ns.0),
+            spread(b.cpu_ns.1),
+            format!("{:.0}", b.consumer_cpu_ns.0),
+            spread(b.consumer_cpu_ns.1),
+            format!("{:.2}", b.syscalls),
+            format!("{:.2}", b.rearms),
             q(0.5),
             q(0.99),
             x(BackendId::Floor),
             x(BackendId::EpollEt),
             if b.failed > 0 {
-                format!("  ({} of {} runs FAILED)", b.failed, b.runs)
+                format!(" ({} of {} runs FAILED)", b.failed, b.runs)
             } else {
                 String::new()
-            }
-        );
+            },
+        ]);
     }
+    s += &table.render();
     let cost = |s: &mut String, a: BackendId, b: BackendId| {
         let line = match (find(a), find(b), ratio(find(a), find(b))) {
             (Some(x), Some(y), Some(r)) => format!(
