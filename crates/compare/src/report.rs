@@ -299,18 +299,25 @@ pub fn prepare_outputs(dir: &Path, json: Option<&Path>) -> Result<(), String> {
             )
         })?;
     if let Some(path) = json {
-        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-        parent
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| probe_writable(path))
-            .map_err(|e| {
-                format!(
-                    "--json {}: cannot write the JSON there ({e}); choose another file",
-                    path.display()
-                )
-            })?;
+        prepare_file("--json", path)?;
     }
     Ok(())
+}
+
+/// Checks that the file `path`, named by `option`, can be written: creates
+/// its folder (with any missing parents) and opens the file without
+/// changing it.
+pub fn prepare_file(option: &str, path: &Path) -> Result<(), String> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    parent
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| probe_writable(path))
+        .map_err(|e| {
+            format!(
+                "{option} {}: cannot write there ({e}); choose another file",
+                path.display()
+            )
+        })
 }
 
 /// Opens `path` for writing without changing it: an existing file is

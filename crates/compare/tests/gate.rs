@@ -110,6 +110,10 @@ fn a_changed_suite_or_a_missing_baseline_cannot_run_exit_2() {
     let dir = tmp("cannot");
     let suite = tiny_suite(&dir, 10);
     let s = suite.to_str().unwrap();
+    // Every call names an --out in the temp folder: a gate that cannot run
+    // must leave it uncreated (and none of them writes into the source tree).
+    let out = dir.join("out");
+    let o = out.to_str().unwrap();
     let missing = dir.join("nope.json");
     let r = compare(&[
         "gate",
@@ -117,9 +121,12 @@ fn a_changed_suite_or_a_missing_baseline_cannot_run_exit_2() {
         s,
         "--baseline",
         missing.to_str().unwrap(),
+        "--out",
+        o,
     ]);
     assert_eq!(r.status.code(), Some(2), "{}", text(&r));
     assert!(text(&r).contains("compare gate --record"), "{}", text(&r));
+    assert!(!out.exists(), "no output folder when the gate cannot run");
 
     // A baseline recorded with another suite.
     let base = dir.join("baseline.json");
@@ -140,6 +147,8 @@ fn a_changed_suite_or_a_missing_baseline_cannot_run_exit_2() {
         changed.to_str().unwrap(),
         "--baseline",
         base.to_str().unwrap(),
+        "--out",
+        o,
     ]);
     assert_eq!(r.status.code(), Some(2), "{}", text(&r));
     assert!(
@@ -160,6 +169,8 @@ fn a_changed_suite_or_a_missing_baseline_cannot_run_exit_2() {
         bad.to_str().unwrap(),
         "--baseline",
         base.to_str().unwrap(),
+        "--out",
+        o,
     ]);
     assert_eq!(r.status.code(), Some(2), "{}", text(&r));
     assert!(text(&r).contains("no-such-backend"), "{}", text(&r));
@@ -175,13 +186,19 @@ fn a_changed_suite_or_a_missing_baseline_cannot_run_exit_2() {
         "100",
         "--spin-scenarios",
         "no-such-scenario",
+        "--out",
+        o,
     ]);
     assert_eq!(r.status.code(), Some(2), "{}", text(&r));
     assert!(text(&r).contains("no-such-scenario"), "{}", text(&r));
 
     // Neither --baseline nor --record: a usage error.
-    let r = compare(&["gate", "--suite", s]);
+    let r = compare(&["gate", "--suite", s, "--out", o]);
     assert_eq!(r.status.code(), Some(2), "{}", text(&r));
+    assert!(
+        !out.exists(),
+        "a gate that could not run created its output folder"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -245,6 +262,30 @@ fn spin_ns_adds_busy_work_to_the_named_backend_only() {
         text(&r).contains("--spin-backends names epoll-et"),
         "{}",
         text(&r)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_invalid_suite_creates_no_output_folder() {
+    let dir = tmp("invalid-suite");
+    let suite = dir.join("gate.json");
+    std::fs::write(&suite, "{ \"about\": \"not a suite\" }").unwrap();
+    let out = dir.join("out");
+    let r = compare(&[
+        "gate",
+        "--suite",
+        suite.to_str().unwrap(),
+        "--baseline",
+        dir.join("b.json").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r));
+    assert!(text(&r).contains("not a valid gate suite"), "{}", text(&r));
+    assert!(
+        !out.exists(),
+        "the suite is checked before any folder is made"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -119,9 +119,10 @@ fn run(opts: &GateOptions) -> Result<i32, CannotRun> {
             )));
         }
     }
-    std::fs::create_dir_all(&opts.out)
-        .map_err(|e| cannot(format!("cannot create {}: {e}", opts.out.display())))?;
+    // Everything that can be checked is checked before any folder or file
+    // is made and before anything runs.
     if let Some(path) = &opts.record {
+        report::prepare_file("--record", path).map_err(cannot)?;
         let mut runs = Vec::new();
         let mut env = None;
         for i in 0..suite.record_runs {
@@ -183,6 +184,7 @@ fn run(opts: &GateOptions) -> Result<i32, CannotRun> {
             path.display()
         )));
     }
+    report::prepare_outputs(&opts.out, None).map_err(cannot)?;
     let (run, results) = run_once(&suite, &opts.spin, print_failures)?;
     let mut checks = judge(&suite, &baseline, &run)?;
     let mut confirming = Vec::new();
