@@ -1,7 +1,9 @@
 //! `compare`: measures what it costs to learn that one of thousands of fds
 //! became ready, for every backend the project has, on the machine it runs
-//! on. See `docs/compare.md` for how to run it and read its output, and
-//! `guides/measuring.md` for the method.
+//! on. See `docs/compare.md` for how to run it and read its output. The
+//! method: real fds, threads and rings; CPU time rather than wall time;
+//! system calls counted exactly; medians of interleaved repetitions;
+//! ratios taken within a repetition rather than absolute times.
 //!
 //! - [`backends`]: every backend behind one interface, with stable ids.
 //! - [`fds`]: the fds a run fires: eventfds, pipes, socketpairs, TCP.
