@@ -28,6 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::backends::{self, BackendId};
 use crate::fds::{FdKind, FdSet};
@@ -214,38 +215,70 @@ pub fn run_suite(cfg: &SuiteConfig, mut on_run: impl FnMut(&RunResult)) -> io::R
     let fds = FdSet::open(cfg.fd_kind, cfg.workload.sources())?;
     let mut fd_syscalls = fds.setup_syscalls();
     let total = (cfg.reps * cfg.backends.len()) as u64;
-    let bar = if cfg.progress && io::stderr().is_terminal() && total > 1 {
-        let b = indicatif::ProgressBar::new(total);
+    let w = &cfg.workload;
+    // The bar counts rounds when the runs have a known number of them
+    // (closed loop, --rounds), so it moves within a run; otherwise runs.
+    let per_run = if w.rate.is_none() && w.duration.is_none() {
+        w.warmup_rounds + w.rounds
+    } else {
+        1
+    };
+    let shown = cfg.progress && io::stderr().is_terminal() && total > 1;
+    let bar = if shown {
+        let b = indicatif::ProgressBar::new(total * per_run);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {percent:>3}% {msg} [{elapsed} elapsed, ETA {eta}]",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b
     } else {
         indicatif::ProgressBar::hidden()
     };
+    // Rounds done over the whole suite; the harness adds to it after each
+    // round and a ticker thread (only when the bar is shown) moves the bar.
+    let rounds_done = AtomicU64::new(0);
+    let finished = AtomicBool::new(false);
     let mut runs = Vec::with_capacity(total as usize);
-    // A run must start with nothing ready: after a run that left data in
-    // the fds (handler none, a failure), drain them all.
-    let mut dirty = false;
-    for rep in 0..cfg.reps {
-        for &id in &cfg.backends {
-            if dirty {
-                fd_syscalls += fds.drain_all();
-            }
-            bar.set_message(format!("{id} rep {}", rep + 1));
-            let outcome = harness::run_one(id, &cfg.workload_for(id), &fds);
-            dirty = outcome.failed() || cfg.workload.handler == harness::Handler::None;
-            let r = RunResult {
-                backend: id,
-                rep,
-                outcome,
-            };
-            bar.suspend(|| on_run(&r));
-            bar.inc(1);
-            runs.push(r);
+    std::thread::scope(|s| {
+        if shown && per_run > 1 {
+            let (bar, done, finished) = (&bar, &rounds_done, &finished);
+            s.spawn(move || {
+                while !finished.load(Ordering::Relaxed) {
+                    bar.set_position(done.load(Ordering::Relaxed));
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+            });
         }
-    }
+        // A run must start with nothing ready: after a run that left data
+        // in the fds (handler none, a failure), drain them all.
+        let mut dirty = false;
+        let mut n = 0;
+        for rep in 0..cfg.reps {
+            for &id in &cfg.backends {
+                if dirty {
+                    fd_syscalls += fds.drain_all();
+                }
+                n += 1;
+                bar.set_message(format!("{id} rep {} (run {n} of {total})", rep + 1));
+                let counter = (per_run > 1).then_some(&rounds_done);
+                let outcome = harness::run_one_counting(id, &cfg.workload_for(id), &fds, counter);
+                dirty = outcome.failed() || cfg.workload.handler == harness::Handler::None;
+                let r = RunResult {
+                    backend: id,
+                    rep,
+                    outcome,
+                };
+                bar.suspend(|| on_run(&r));
+                // A run that stopped early still counts as all its rounds.
+                rounds_done.store(n * per_run, Ordering::Relaxed);
+                bar.set_position(n * per_run);
+                runs.push(r);
+            }
+        }
+        finished.store(true, Ordering::Relaxed);
+    });
     bar.finish_and_clear();
     fd_syscalls += fds.close_syscalls();
     drop(fds);

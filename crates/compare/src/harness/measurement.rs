@@ -113,10 +113,15 @@ pub(super) fn consume(
             if w.burst {
                 tally.other_syscalls += sh.await_round(round)?;
             }
-            match threads {
+            let r = match threads {
                 Some(m) => await_consumers(sh, m.pool, w.active as u64, tally),
                 None => take(sh, b, w.active as u64, tally, hist, &mut buf),
+            };
+            // For a progress display: one relaxed add per round, no call.
+            if let Some(n) = sh.rounds_done {
+                n.fetch_add(1, Ordering::Relaxed);
             }
+            r
         };
     for _ in 0..w.warmup_rounds {
         next_round(tally, b, None)?;

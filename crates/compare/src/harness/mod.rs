@@ -69,6 +69,8 @@ struct Shared<'a> {
     open_start: AtomicU64,
     open_fires: AtomicU64,
     error: Mutex<Option<String>>,
+    /// Bumped after every round (warm-up included), for a progress display.
+    rounds_done: Option<&'a AtomicU64>,
 }
 
 impl Shared<'_> {
@@ -81,6 +83,19 @@ impl Shared<'_> {
 
 /// Runs backend `id` once over `fds` (all drained) with workload `w`.
 pub fn run_one(id: BackendId, w: &Workload, fds: &FdSet) -> Outcome {
+    run_one_counting(id, w, fds, None)
+}
+
+/// [`run_one`], adding 1 to `rounds_done` after every closed-loop round
+/// (warm-up rounds included) so that another thread can show progress
+/// within the run. A relaxed atomic add per round: no system call, nothing
+/// the measurement would see.
+pub fn run_one_counting(
+    id: BackendId,
+    w: &Workload,
+    fds: &FdSet,
+    rounds_done: Option<&AtomicU64>,
+) -> Outcome {
     if w.spin_ns != 0 {
         spins_per_us(); // calibrated once, outside any measured phase
     }
@@ -106,6 +121,7 @@ pub fn run_one(id: BackendId, w: &Workload, fds: &FdSet) -> Outcome {
         open_start: AtomicU64::new(0),
         open_fires: AtomicU64::new(0),
         error: Mutex::new(None),
+        rounds_done,
     };
     let first = backend.stats();
     let mut tally = Tally::default();
