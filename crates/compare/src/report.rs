@@ -265,6 +265,39 @@ pub fn file_stem(id: &str) -> String {
     id.replace(':', "-")
 }
 
+/// What a suite measured, in one line for the plots: fds and their kind,
+/// fired per round, the loop, handler, threads, repetitions, kernel, date.
+pub fn plot_subtitle(results: &Results) -> String {
+    let c = &results.config;
+    let w = &c.workload;
+    let kernel = results
+        .env
+        .kernel
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let shape = match (w.rate, w.burst) {
+        (Some(r), _) => format!("open loop at {r}/s"),
+        (None, true) => "closed loop in bursts".to_string(),
+        (None, false) => "closed loop".to_string(),
+    };
+    format!(
+        "{} {} fds, {} fired per round, {shape}, handler {}, {} writer(s), {} consumer(s){}, {} \
+         rep(s); {kernel}, {} cores; {}",
+        w.fds,
+        c.fd_kind.name(),
+        w.active,
+        w.handler.name(),
+        w.writers,
+        w.consumers,
+        scenario_note(results),
+        c.reps,
+        results.env.cores,
+        results.env.date
+    )
+}
+
 /// Writes the results folder: `results.json`, one `<backend>.hgrm` per
 /// backend, `latency.svg` and `cpu.svg`.
 pub fn write_folder(results: &Results, dir: &Path) -> io::Result<()> {
@@ -280,8 +313,9 @@ pub fn write_folder(results: &Results, dir: &Path) -> io::Result<()> {
         let text = crate::hgrm::percentile_distribution(&b.latency, 1000.0);
         std::fs::write(dir.join(format!("{}.hgrm", file_stem(b.id.as_str()))), text)?;
     }
-    crate::plot::latency(&sums, &dir.join("latency.svg"))?;
-    crate::plot::cpu(&sums, &dir.join("cpu.svg"))?;
+    let what = plot_subtitle(results);
+    crate::plot::latency(&sums, &what, &dir.join("latency.svg"))?;
+    crate::plot::cpu(&sums, &what, &dir.join("cpu.svg"))?;
     Ok(())
 }
 

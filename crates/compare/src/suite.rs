@@ -96,6 +96,8 @@ pub struct Env {
     pub crates: BTreeMap<String, String>,
     /// Backend id to ring setup, for backends with an io_uring.
     pub ring_setup: BTreeMap<String, String>,
+    /// When the suite started, `YYYY-MM-DD HH:MM UTC` (for the plots).
+    pub date: String,
 }
 
 /// What a suite produced.
@@ -203,6 +205,7 @@ pub fn env(cfg: &SuiteConfig) -> Env {
         rlimit_nofile: sys::nofile_limit().unwrap_or((0, 0)),
         crates,
         ring_setup,
+        date: sys::utc_text(sys::unix_now()),
     }
 }
 

@@ -176,8 +176,44 @@ impl Rng {
     }
 }
 
+/// `unix_secs` as `YYYY-MM-DD HH:MM UTC` (the proleptic Gregorian
+/// calendar, from days since 1970-01-01; no time-zone data needed).
+pub fn utc_text(unix_secs: u64) -> String {
+    let days = (unix_secs / 86_400) as i64;
+    let secs = unix_secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+/// Seconds since 1970-01-01 UTC now (0 if the clock is before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn utc_text_is_the_calendar_date() {
+        assert_eq!(super::utc_text(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::utc_text(951_827_696), "2000-02-29 12:34 UTC");
+        assert_eq!(super::utc_text(1_795_000_000), "2026-11-18 11:06 UTC");
+    }
+
     use super::*;
 
     #[test]

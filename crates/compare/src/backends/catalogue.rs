@@ -92,6 +92,17 @@ impl BackendId {
         ))
     }
 
+    /// The family it is plotted with.
+    pub fn family(self) -> Family {
+        use BackendId::*;
+        match self {
+            Floor | EpollLt | EpollEt | EpollOneshot => Family::Epoll,
+            UringRaw | UringPoll | UringPollCoop | UringPollDefer | UringPollSqpoll
+            | UringPollRearm => Family::Uring,
+            EpollRing | EpollRingInline | Mio | Polling | Reference => Family::Userpoll,
+        }
+    }
+
     /// Its catalogue entry.
     pub fn info(self) -> &'static BackendInfo {
         CATALOGUE
@@ -126,6 +137,31 @@ impl<'de> serde::Deserialize<'de> for BackendId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<BackendId, D::Error> {
         let s = String::deserialize(d)?;
         BackendId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Backends that are read together: a plot panel each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// The floor and raw epoll.
+    Epoll,
+    /// io_uring: the hand-written loop and uring-poll's setups.
+    Uring,
+    /// The userpoll ring and the libraries users reach epoll through.
+    Userpoll,
+}
+
+impl Family {
+    /// Every family, in plot order.
+    pub const ALL: [Family; 3] = [Family::Epoll, Family::Uring, Family::Userpoll];
+
+    /// A title for its panel.
+    pub fn title(self) -> &'static str {
+        match self {
+            Family::Epoll => "floor and raw epoll",
+            Family::Uring => "io_uring (uring-raw, uring-poll setups)",
+            Family::Userpoll => "userpoll ring, mio, polling, reference",
+        }
     }
 }
 

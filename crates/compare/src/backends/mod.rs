@@ -22,7 +22,7 @@ mod generic;
 mod peers;
 mod uring_raw;
 
-pub use catalogue::{catalogue, not_built, BackendId, BackendInfo, Delivery};
+pub use catalogue::{catalogue, not_built, BackendId, BackendInfo, Delivery, Family};
 
 /// One backend as the harness drives it.
 pub trait Backend {
