@@ -10,10 +10,12 @@
 //! - [`harness`]: one run (writers, consumer, counts, latency).
 //! - [`suite`]: runs several backends interleaved and collects [`suite::Results`].
 //! - [`summary`]: per-backend medians and ratios, read by everything below.
-//! - [`report`]: the JSON, the summary table, `.hgrm` files; [`plot`] the SVGs.
+//! - [`report`]: the JSON, the summary table (laid out by [`table`]), `.hgrm`
+//!   files ([`hgrm`]); [`plot`] the SVGs.
 //! - [`statistics`]: medians, spreads and noise, computed in one place.
 //! - [`gate`]: the CI performance regression gate (one file per job under `gate/`).
 //! - [`cli`]: the command line.
+//! - [`sys`]: the raw calls (clocks, futex, limits) the harness counts.
 
 pub mod backends;
 pub mod cli;
