@@ -23,7 +23,7 @@ use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, squeue, types, EnterFlags, IoUring};
-use userpoll::sys::{check_fd, error};
+use userpoll::sys::{check_fd, deadline, error};
 use userpoll::table::{Key, Table};
 use userpoll::{
     bits, syscall, Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats,
@@ -459,6 +459,17 @@ impl fmt::Debug for Owner {
     }
 }
 
+/// The timespec `io_uring_enter` waits for at most `d`: its seconds are a
+/// signed 64-bit field, so a longer wait is clamped to `i64::MAX` seconds
+/// (about 292 billion years). Unclamped, io-uring's `Timespec` cast
+/// `u64::MAX` seconds to -1 and the kernel returned at once, so
+/// `wait(Some(Duration::MAX))` spun.
+fn kernel_timespec(d: Duration) -> types::Timespec {
+    types::Timespec::new()
+        .sec(d.as_secs().min(i64::MAX as u64))
+        .nsec(d.subsec_nanos())
+}
+
 fn key_of(slot: usize, generation: u32) -> Key {
     Key::from_u64((generation as u64) << 32 | slot as u64)
 }
@@ -512,7 +523,7 @@ impl Owner {
             Some(index) => (index as libc::c_long, flags | EnterFlags::REGISTERED_RING),
             None => (self.ring.as_raw_fd() as libc::c_long, flags),
         };
-        let ts = timeout.map(types::Timespec::from);
+        let ts = timeout.map(kernel_timespec);
         let args = ts.as_ref().map(|ts| types::SubmitArgs::new().timespec(ts));
         let (flags, arg, size) = match &args {
             Some(a) => (
@@ -1343,7 +1354,9 @@ impl Poller for UringPoll {
         let c = &inner.counters;
         let owner = &mut self.owner;
         owner.ensure_thread(inner)?;
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // A timeout too far away to add to now has no limit, as
+        // `wait(None)` (userpoll::sys::deadline).
+        let deadline = deadline(timeout);
         let mut ran_taskrun = false;
         let mut ran_submit = false;
         loop {
@@ -1365,11 +1378,7 @@ impl Poller for UringPoll {
             if !events.is_empty() {
                 break;
             }
-            let left = match (timeout, deadline) {
-                (None, _) => None,
-                (Some(_), Some(d)) => Some(d.saturating_duration_since(Instant::now())),
-                (Some(t), None) => Some(t), // too far to add to now: wait that long
-            };
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if left == Some(Duration::ZERO) {
                 // Nothing ready and no time to wait. POLL_ADDs (and updates)
                 // queued by this take's control ops or re-arms have not

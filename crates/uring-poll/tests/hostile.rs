@@ -1,0 +1,120 @@
+//! Hostile inputs and callers (issue 12): timeouts no clock can add, a
+//! poller dropped or moved away from its Defer owner thread, control loops
+//! from another thread while the owner does not take, fds the kernel
+//! cannot poll or io_uring cannot hold, and `fork()`.
+//!
+//! Several tests compare the process fd count, so every test here opens
+//! its fds under one lock.
+
+#![allow(dead_code, unused_imports)] // helpers for the tests added one commit at a time
+
+mod common;
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use uring_poll::{Profile, UringPoll};
+use userpoll::conformance::fds;
+use userpoll::sys::{errno_of, open_fd_count};
+use userpoll::{Control, Counter, Events, Interest, Poller};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Every variant this kernel can make, with a poller of `capacity`.
+fn pollers(capacity: usize) -> Vec<(String, UringPoll)> {
+    common::variants()
+        .into_iter()
+        .filter_map(|(name, profile, rearm)| {
+            let b = UringPoll::builder().profile(profile).rearm(rearm);
+            common::make(&name, b.build(capacity)).map(|p| (name, p))
+        })
+        .collect()
+}
+
+/// Waits up to 5 s for an event; returns the data of every event taken in
+/// that one call.
+fn take(p: &mut UringPoll) -> Vec<u64> {
+    let mut events = Events::with_capacity(16);
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        p.wait(&mut events, Some(Duration::from_millis(50)))
+            .unwrap();
+        if !events.is_empty() {
+            return events.iter().map(|e| e.data()).collect();
+        }
+    }
+    Vec::new()
+}
+
+/// The data of every event taken within `d` (several takes).
+fn take_for(p: &mut UringPoll, d: Duration) -> Vec<u64> {
+    let mut events = Events::with_capacity(16);
+    let mut got = Vec::new();
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        p.wait(&mut events, Some(Duration::from_millis(20)))
+            .unwrap();
+        got.extend(events.iter().map(|e| e.data()));
+    }
+    got
+}
+
+/// Makes the calling thread the owner (Defer: enables the ring here).
+fn own(p: &mut UringPoll) {
+    let mut events = Events::with_capacity(4);
+    p.poll(&mut events).unwrap();
+}
+
+// ---------------------------------------------------------------------
+// S12: a timeout too long for the clock or for a kernel timespec.
+
+/// `wait(Some(Duration::MAX))` (and any timeout past `i64::MAX` seconds)
+/// sleeps until an event, like `wait(None)`. It used to hand the kernel a
+/// timespec of -1 seconds and spin through tens of thousands of enters.
+#[test]
+fn s12_wait_with_a_timeout_past_the_clock_sleeps_until_an_event() {
+    let _serial = one_at_a_time();
+    let timeouts = [
+        Duration::MAX,
+        Duration::from_secs(u64::MAX),
+        Duration::from_secs(i64::MAX as u64 + 1),
+        Duration::from_secs(i64::MAX as u64),
+        // Addable to now, and still more seconds than a timespec holds
+        // once the clock's own offset is gone: the clamp's case.
+        Duration::from_secs(1 << 62),
+    ];
+    for (name, mut p) in pollers(4) {
+        own(&mut p);
+        let efd = Arc::new(fds::eventfd().unwrap());
+        p.control().add(efd.as_fd(), Interest::READABLE, 7).unwrap();
+        let mut events = Events::with_capacity(4);
+        for t in timeouts {
+            let before = p.stats();
+            let fire = thread::spawn({
+                let efd = efd.clone();
+                move || {
+                    thread::sleep(Duration::from_millis(150));
+                    fds::fire(efd.as_fd()).unwrap();
+                }
+            });
+            let n = p.wait(&mut events, Some(t)).unwrap();
+            fire.join().unwrap();
+            assert_eq!(n, 1, "{name} {t:?}: {events:?}");
+            assert_eq!(events.iter().next().unwrap().data(), 7, "{name} {t:?}");
+            let d = p.stats() - before;
+            // A spinning wait made 20,000-30,000 enters in 150 ms; a
+            // sleeping one makes a handful (submit, wait, taskrun).
+            let enters = d.get(Counter::EnterWait)
+                + d.get(Counter::EnterSubmit)
+                + d.get(Counter::EnterFlush);
+            assert!(enters <= 8, "{name} {t:?}: {enters} enters: {d:?}");
+            fds::drain(efd.as_fd()).unwrap();
+        }
+    }
+}
