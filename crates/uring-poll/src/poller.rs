@@ -387,63 +387,8 @@ struct Owner {
     wake_fd: RawFd,
     /// SQEs queued since the counters were last updated.
     queued_sqes: u64,
-    /// Defer: the index of the ring fd registered with `thread`.
-    registered: Option<u32>,
     /// An in-place update waits in the SQ (or backlog).
     update_queued: bool,
-}
-
-/// `io_uring_register` op codes for registered ring fds.
-const IORING_REGISTER_RING_FDS: libc::c_long = 20;
-const IORING_UNREGISTER_RING_FDS: libc::c_long = 21;
-
-/// Registers (`fd >= 0`, returns the index) or unregisters (`fd == -1`,
-/// at `index`) a ring fd with the calling thread. The kernel refuses an
-/// unregistration whose `data` is not 0 (EINVAL), and a registration that
-/// is never undone keeps the ring, and every poll it holds, alive until
-/// the thread exits.
-fn ring_fd_register(ring_fd: RawFd, op: libc::c_long, fd: RawFd, index: u32) -> io::Result<u32> {
-    #[repr(C)]
-    struct RsrcUpdate {
-        offset: u32,
-        resv: u32,
-        data: u64,
-    }
-    let mut up = RsrcUpdate {
-        offset: index,
-        resv: 0,
-        data: if fd < 0 { 0 } else { fd as u64 },
-    };
-    // SAFETY: `up` is live for the call; the kernel reads it and, on
-    // registration, writes the chosen index back into `offset`.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_io_uring_register,
-            ring_fd,
-            op,
-            &mut up as *mut RsrcUpdate,
-            1 as libc::c_long,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(up.offset)
-}
-
-impl Drop for Owner {
-    fn drop(&mut self) {
-        // A registered ring fd holds the ring until it is unregistered, and
-        // only by the thread it was registered with. Dropped on another
-        // thread, the ring lives on until that thread exits.
-        if let Some(index) = self.registered.take() {
-            if self.thread == Some(thread::current().id()) {
-                let r =
-                    ring_fd_register(self.ring.as_raw_fd(), IORING_UNREGISTER_RING_FDS, -1, index);
-                debug_assert!(r.is_ok(), "unregistering the ring fd: {r:?}");
-            }
-        }
-    }
 }
 
 impl fmt::Debug for Owner {
@@ -515,14 +460,12 @@ impl Owner {
         flags: EnterFlags,
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        // Defer: the ring fd registered with this (the only) thread, which
-        // spares the kernel the fd-table lookup on every enter. Not through
-        // io-uring's Submitter: it remembers a registration only in the
-        // Submitter value that made it.
-        let (fd, flags) = match self.registered {
-            Some(index) => (index as libc::c_long, flags | EnterFlags::REGISTERED_RING),
-            None => (self.ring.as_raw_fd() as libc::c_long, flags),
-        };
+        // Always the plain ring fd, never one registered with the owner
+        // thread (IORING_REGISTER_RING_FDS): a registration holds the ring,
+        // and every file its polls hold, until the thread that made it
+        // unregisters it or exits, so a poller dropped or moved away from
+        // that thread kept the caller's files open (pitfall 8).
+        let fd = self.ring.as_raw_fd() as libc::c_long;
         let ts = timeout.map(kernel_timespec);
         let args = ts.as_ref().map(|ts| types::SubmitArgs::new().timespec(ts));
         let (flags, arg, size) = match &args {
@@ -1030,14 +973,6 @@ impl Owner {
         }
     }
 
-    /// Defer: registers the ring fd with the owner thread; without it
-    /// (an old kernel, or no free slot) enters use the plain fd.
-    fn register_ring_fd(&mut self, c: &Counters) {
-        c.incr(Counter::OtherSyscall);
-        let fd = self.ring.as_raw_fd();
-        self.registered = ring_fd_register(fd, IORING_REGISTER_RING_FDS, fd, u32::MAX).ok();
-    }
-
     /// Defer: makes this thread the ring's single issuer, enabling the
     /// ring on first use, or moving the poller to a new ring when it was
     /// taken to another thread (only the enabling thread may enter).
@@ -1054,7 +989,6 @@ impl Owner {
                 self.ring.submitter().register_enable_rings()?;
                 g.enabled_on = Some(me);
                 self.thread = Some(me);
-                self.register_ring_fd(&inner.counters);
                 self.arm_wake();
                 Ok(())
             }
@@ -1112,9 +1046,6 @@ impl Owner {
             }
         }
         self.thread = Some(thread::current().id());
-        // The old registration (if any) belongs to the old thread.
-        self.registered = None;
-        self.register_ring_fd(c);
         self.arm_wake();
         Ok(())
     }
@@ -1252,7 +1183,6 @@ impl Builder {
             overflow_episode: false,
             wake_fd,
             queued_sqes: 0,
-            registered: None,
             update_queued: false,
         };
         if self.profile != Profile::Defer {
@@ -1316,17 +1246,7 @@ impl UringPoll {
             self.setup_flags(),
             self.sq_entries(),
             self.cq_entries()
-        ) + if self.uses_registered_ring_fd() {
-            " registered_ring_fd"
-        } else {
-            ""
-        }
-    }
-
-    /// Whether enters use a ring fd registered with the owner thread
-    /// (Defer, once the first take has enabled the ring).
-    pub fn uses_registered_ring_fd(&self) -> bool {
-        self.owner.registered.is_some()
+        )
     }
 }
 

@@ -118,3 +118,100 @@ fn s12_wait_with_a_timeout_past_the_clock_sleeps_until_an_event() {
         }
     }
 }
+
+// ---------------------------------------------------------------------
+// S14: a poller dropped (or moved) away from its Defer owner thread.
+
+/// Whether a write to the pipe's write end fails with EPIPE (no reader
+/// left anywhere, the poller's ring included) within `d`.
+fn epipe_within(w: BorrowedFd<'_>, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        match fds::write(w, b"x") {
+            Err(e) if errno_of(&e) == Some(libc::EPIPE) => return true,
+            Ok(()) => {}
+            Err(e) if errno_of(&e) == Some(libc::EAGAIN) => {}
+            Err(e) => panic!("write to the pipe: {e}"),
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// A thread that takes `p`, runs `f` on it there (which makes it the
+/// owner), hands it back, and stays alive until the returned sender is
+/// dropped.
+fn on_owner_thread(
+    p: UringPoll,
+    f: impl FnOnce(&mut UringPoll) + Send + 'static,
+) -> (UringPoll, mpsc::Sender<()>, thread::JoinHandle<()>) {
+    let (back_tx, back_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let t = thread::spawn(move || {
+        let mut p = p;
+        f(&mut p);
+        back_tx.send(p).unwrap();
+        let _ = done_rx.recv(); // alive until the test is done
+    });
+    (back_rx.recv().unwrap(), done_tx, t)
+}
+
+/// How a poller leaves its owner thread before it is dropped elsewhere.
+#[derive(Clone, Copy, Debug)]
+enum Before {
+    Nothing,
+    Delete,
+    Migrate,
+}
+
+fn drop_away_from_the_owner_releases_the_pipe(before: Before) {
+    let _serial = one_at_a_time();
+    for (name, mut p) in pollers(8) {
+        let (r, w) = fds::pipe().unwrap();
+        p.control().add(r.as_fd(), Interest::READABLE, 1).unwrap();
+        let (mut p, done1, t1) = on_owner_thread(p, |p| {
+            own(p);
+        });
+        fds::write(w.as_fd(), b"ready").unwrap();
+        let mut owners = vec![(done1, t1)];
+        if let Before::Migrate = before {
+            // A second owner: Defer rebuilds its ring there.
+            let (moved, done2, t2) = on_owner_thread(p, |p| {
+                assert_eq!(take(p), vec![1]);
+            });
+            p = moved;
+            owners.push((done2, t2));
+        }
+        if let Before::Delete = before {
+            p.control().delete(r.as_fd()).unwrap();
+        }
+        drop(r); // the poller's ring is the only reader left
+        let ctl = p.control().clone();
+        thread::spawn(move || drop(p)).join().unwrap();
+        assert!(
+            epipe_within(w.as_fd(), Duration::from_secs(5)),
+            "{name} ({before:?}): the dropped poller still holds the pipe's read end \
+             while its owner threads are alive"
+        );
+        drop(ctl);
+        for (done, t) in owners {
+            drop(done);
+            t.join().unwrap();
+        }
+    }
+}
+
+#[test]
+fn s14_drop_on_another_thread_releases_files() {
+    drop_away_from_the_owner_releases_the_pipe(Before::Nothing);
+}
+
+#[test]
+fn s14_delete_then_drop_on_another_thread_releases_files() {
+    drop_away_from_the_owner_releases_the_pipe(Before::Delete);
+}
+
+#[test]
+fn s14_drop_after_moving_between_threads_releases_files() {
+    drop_away_from_the_owner_releases_the_pipe(Before::Migrate);
+}
