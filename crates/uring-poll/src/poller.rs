@@ -64,35 +64,138 @@ struct RegState {
     errors: u8,
 }
 
-/// Work a control call leaves for the owner, in call order.
-#[derive(Debug)]
-enum Op {
+/// The POLL_ADD or in-place update a slot's registration waits for.
+#[derive(Debug, Clone, Copy)]
+enum ArmOp {
     /// POLL_ADD for this key, if it is still current when submitted.
     Arm(Key),
     /// In-place update of the multishot poll of `old` to the interest and
-    /// user data of `new`.
+    /// user data of `new` (always `old`'s generation + 1: an update the
+    /// kernel refuses is answered by cancelling generation - 1).
     Update { old: Key, new: Key },
-    /// ASYNC_CANCEL of the request of this key.
-    Cancel(Key),
-    /// Defer, from a thread that may not touch the ring: install `file` (a
-    /// duplicate of the caller's fd `fd`, made in `add`, closed once
-    /// installed) in fixed-file `slot`, if the registration `serial` (which
-    /// may have been modified since) still holds the slot.
-    Install {
-        slot: u32,
-        serial: u64,
-        fd: RawFd,
-        file: OwnedFd,
-    },
-    /// Defer: empty this fixed-file slot, unless a newer registration has
-    /// taken it meanwhile (its own install replaces the file).
-    Clear(u32),
+}
+
+/// Ring work control calls left for one slot since the owner last drained
+/// the queue. At most one of each kind, whatever control threads do while
+/// the owner is away: later calls replace or cancel earlier ones (below).
+#[derive(Debug, Default)]
+struct SlotOps {
+    /// ASYNC_CANCEL of a request the owner put in the ring for this slot,
+    /// under this key, whose registration was deleted or modified since.
+    cancel: Option<Key>,
+    /// POLL_ADD or update for the registration holding the slot.
+    arm: Option<ArmOp>,
+    /// Defer, from a thread that may not touch the ring: the file of the
+    /// registration holding the slot, as a duplicate of its fd number `.0`
+    /// made in `add` and closed once the owner installed it (or at once,
+    /// if the registration is deleted first).
+    install: Option<(RawFd, OwnedFd)>,
+    /// Defer: empty the fixed-file slot, unless a registration holds it
+    /// by then (its own install replaces the file).
+    clear: bool,
+    /// The slot is listed in `Ops::dirty`.
+    dirty: bool,
+}
+
+impl SlotOps {
+    fn count(&self) -> usize {
+        self.cancel.is_some() as usize
+            + self.arm.is_some() as usize
+            + self.install.is_some() as usize
+            + self.clear as usize
+    }
+}
+
+/// The ring work control calls leave for the owner, per slot: bounded by
+/// the capacity (at most four ops and one duplicate fd per slot), however
+/// many `add`/`modify`/`delete` calls come while the owner does not take.
+///
+/// Coalescing, when a control call finds work of the same slot queued:
+/// - delete: drops the queued POLL_ADD and install (closing the duplicate
+///   fd at once); a queued in-place update becomes a cancel of the request
+///   it would have updated; an armed request gets a cancel.
+/// - modify: a queued POLL_ADD is replaced by one for the new key; a
+///   queued in-place update becomes a cancel of the old request plus a
+///   POLL_ADD for the new key (two updates are never merged into one: the
+///   refusal recovery cancels the update's generation - 1).
+///
+/// Across slots nothing depends on order. Within a slot the owner does
+/// the cancel, then the file (clear, install), then the POLL_ADD or update.
+#[derive(Debug)]
+struct Ops {
+    slots: Vec<SlotOps>,
+    /// Slots with work, each once, in the order they got it.
+    dirty: Vec<u32>,
+    /// Cancels that found another cancel of the slot queued: never
+    /// expected (a cancel is queued only when the slot's registration
+    /// leaves the ring, and none re-enters it before the owner drains),
+    /// kept so that no request is forgotten if it happens.
+    spill: Vec<Key>,
+}
+
+impl Ops {
+    fn new(capacity: usize) -> Ops {
+        Ops {
+            slots: (0..capacity).map(|_| SlotOps::default()).collect(),
+            dirty: Vec::new(),
+            spill: Vec::new(),
+        }
+    }
+
+    /// The work of `slot`, listed for the owner.
+    fn slot(&mut self, slot: usize) -> &mut SlotOps {
+        let ops = &mut self.slots[slot];
+        if !ops.dirty {
+            ops.dirty = true;
+            self.dirty.push(slot as u32);
+        }
+        ops
+    }
+
+    /// The work of `slot` as it stands, without listing it.
+    fn peek(&mut self, slot: usize) -> &mut SlotOps {
+        &mut self.slots[slot]
+    }
+
+    fn cancel(&mut self, key: Key) {
+        let ops = self.slot(key.slot());
+        if let Some(earlier) = ops.cancel.replace(key) {
+            debug_assert!(false, "two cancels queued for slot {}", key.slot());
+            self.spill.push(earlier);
+        }
+    }
+
+    /// Ops queued (for tests and `Debug`).
+    fn len(&self) -> usize {
+        self.spill.len()
+            + self
+                .dirty
+                .iter()
+                .map(|&s| self.slots[s as usize].count())
+                .sum::<usize>()
+    }
+
+    /// Every slot's work, in the order the slots got it; leaves the queue
+    /// empty.
+    fn take(&mut self) -> (Vec<(u32, SlotOps)>, Vec<Key>) {
+        let mut out = Vec::with_capacity(self.dirty.len());
+        for slot in self.dirty.drain(..) {
+            let ops = std::mem::take(&mut self.slots[slot as usize]);
+            out.push((slot, ops));
+        }
+        (out, std::mem::take(&mut self.spill))
+    }
+
+    /// Drops all work (closing every queued duplicate fd).
+    fn clear(&mut self) {
+        drop(self.take());
+    }
 }
 
 #[derive(Debug)]
 struct Shared {
     table: Table<RegState>,
-    pending: Vec<Op>,
+    pending: Ops,
     /// The owner is (about to be) blocked in `io_uring_enter`; the next
     /// control call must wake it.
     waiting: bool,
@@ -218,6 +321,16 @@ impl fmt::Debug for UringControl {
     }
 }
 
+impl UringControl {
+    /// Ring operations control calls have queued for the owner and it has
+    /// not taken yet. Bounded by four per registration slot, whatever
+    /// control threads do while the owner is away (tests check it).
+    #[doc(hidden)]
+    pub fn pending_ops(&self) -> usize {
+        self.inner.lock().pending.len()
+    }
+}
+
 impl Control for UringControl {
     fn add(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
         let raw = fd.as_raw_fd();
@@ -256,8 +369,7 @@ impl Control for UringControl {
         };
         let key = g.table.insert(raw, interest, data, state)?;
         g.last_serial += 1;
-        let serial = g.last_serial;
-        g.serial[key.slot()] = serial;
+        g.serial[key.slot()] = g.last_serial;
         if inline {
             // Install the file now, before add returns: whatever the caller
             // does with the fd number afterwards, the poll reaches this file
@@ -268,15 +380,14 @@ impl Control for UringControl {
                 g.serial[key.slot()] = 0;
                 return Err(e);
             }
-            g.pending.push(Op::Arm(key));
+            g.pending.slot(key.slot()).arm = Some(ArmOp::Arm(key));
         } else if let Some(dup) = dup {
-            g.pending.push(Op::Install {
-                slot: key.slot() as u32,
-                serial,
-                fd: raw,
-                file: dup,
-            });
-            g.pending.push(Op::Arm(key));
+            // The slot was free: no POLL_ADD or install of it is queued
+            // (a delete drops them).
+            let ops = g.pending.slot(key.slot());
+            debug_assert!(ops.arm.is_none() && ops.install.is_none());
+            ops.install = Some((raw, dup));
+            ops.arm = Some(ArmOp::Arm(key));
         }
         self.inner.finish(g);
         Ok(())
@@ -306,19 +417,37 @@ impl Control for UringControl {
             && !old_interest.is_oneshot()
             && !interest.is_oneshot()
             && reg.extra.in_ring;
+        let mut in_ring = in_place;
         if !*closed {
-            if in_place {
-                pending.push(Op::Update { old, new });
-            } else {
-                if reg.extra.in_ring {
-                    pending.push(Op::Cancel(old));
+            let queued = pending.peek(new.slot()).arm;
+            match queued {
+                // The update has not left: cancel the request it would
+                // have updated and arm afresh (two updates are not merged
+                // into one; see `Ops`).
+                Some(ArmOp::Update { old: armed, .. }) => {
+                    pending.cancel(armed);
+                    pending.slot(new.slot()).arm = Some(ArmOp::Arm(new));
+                    in_ring = false;
                 }
-                pending.push(Op::Arm(new));
+                // The POLL_ADD has not left: arm the new key instead.
+                Some(ArmOp::Arm(_)) => {
+                    pending.slot(new.slot()).arm = Some(ArmOp::Arm(new));
+                    in_ring = false;
+                }
+                None if in_place => {
+                    pending.slot(new.slot()).arm = Some(ArmOp::Update { old, new });
+                }
+                None => {
+                    if reg.extra.in_ring {
+                        pending.cancel(old);
+                    }
+                    pending.slot(new.slot()).arm = Some(ArmOp::Arm(new));
+                }
             }
         }
         reg.extra = RegState {
             armed: true,
-            in_ring: in_place,
+            in_ring,
             ..RegState::default()
         };
         self.inner.finish(g);
@@ -331,17 +460,26 @@ impl Control for UringControl {
         let reg = g.table.remove(raw)?;
         g.serial[reg.key.slot()] = 0;
         if !g.closed {
-            if reg.extra.in_ring {
-                g.pending.push(Op::Cancel(reg.key));
-            }
             let slot = reg.key.slot();
+            let ops = g.pending.peek(slot);
+            // Queued work of this registration that has not left goes now:
+            // its POLL_ADD, and its install with the duplicate fd.
+            let arm = ops.arm.take();
+            let installed = ops.install.take().is_none();
+            match arm {
+                Some(ArmOp::Update { old, .. }) => g.pending.cancel(old),
+                Some(ArmOp::Arm(_)) => {}
+                None if reg.extra.in_ring => g.pending.cancel(reg.key),
+                None => {}
+            }
             if g.files_inline() {
                 // Releases the table's reference to the file. A poll still
                 // running on it keeps the file until its cancel completes.
                 self.inner.counters.incr(Counter::OtherSyscall);
                 let _ = files_update(g.ring_fd, slot, -1);
-            } else {
-                g.pending.push(Op::Clear(slot as u32));
+            } else if installed {
+                // An install dropped above never put its file there.
+                g.pending.slot(slot).clear = true;
             }
         }
         self.inner.finish(g);
@@ -660,66 +798,71 @@ impl Owner {
         self.queue_sqe(sqe::poll_add_wake(self.wake_fd, bits::IN));
     }
 
-    /// Turns the ops control calls queued into SQEs, in call order.
+    /// Turns the ops control calls queued into SQEs and fixed-file
+    /// updates (see `Ops` for the order).
     fn drain_pending(&mut self, g: &mut Shared, c: &Counters) {
+        if g.pending.dirty.is_empty() && g.pending.spill.is_empty() {
+            return;
+        }
         let Shared {
             table,
-            pending,
             ring_fd,
             serial: holder,
+            pending,
             ..
         } = g;
-        for op in pending.drain(..) {
-            match op {
+        for key in pending.spill.drain(..) {
+            self.queue_sqe(sqe::cancel(key));
+        }
+        // Not through `Ops::take`: no allocation per take.
+        let mut dirty = std::mem::take(&mut pending.dirty);
+        for &slot in &dirty {
+            let ops = std::mem::take(&mut pending.slots[slot as usize]);
+            if let Some(key) = ops.cancel {
+                self.queue_sqe(sqe::cancel(key));
+            }
+            if ops.clear && holder[slot as usize] == 0 {
+                c.incr(Counter::OtherSyscall);
+                let _ = files_update(*ring_fd, slot as usize, -1);
+            }
+            if let Some((fd, file)) = ops.install {
+                // The registration holding the slot (a delete drops its
+                // install), whatever its key is after modifies.
+                c.incr(Counter::OtherSyscall);
+                if files_update(*ring_fd, slot as usize, file.as_raw_fd()).is_err() {
+                    // Cannot happen for a file `add` accepted, short of
+                    // ENOMEM; tell the caller once, it should delete.
+                    if let Ok(reg) = table.by_fd_mut(fd) {
+                        let key = reg.key;
+                        reg.extra.armed = false;
+                        self.merge(key, bits::ERR | bits::HUP, c);
+                    }
+                }
+                // Closing the duplicate; the table holds the file now.
+                c.incr(Counter::OtherSyscall);
+                drop(file);
+            }
+            match ops.arm {
                 // A key no longer current was deleted or modified before
-                // its POLL_ADD left: whatever replaced it has its own op.
-                Op::Arm(key) => {
+                // its POLL_ADD left (coalescing replaces such ops; kept as
+                // a guard).
+                Some(ArmOp::Arm(key)) => {
                     if let Some(reg) = table.get_mut(key) {
                         if reg.extra.armed {
                             self.arm(reg);
                         }
                     }
                 }
-                // Always sent, even if `new` is stale by now: a later op
-                // names `new`, so the request must carry it.
-                Op::Update { old, new } => {
+                Some(ArmOp::Update { old, new }) => {
                     let mask = table.get(new).map_or(bits::IN, |r| r.interest.mask());
                     self.queue_sqe(sqe::poll_update(old, new, mask));
                     self.update_queued = true;
                 }
-                Op::Cancel(key) => self.queue_sqe(sqe::cancel(key)),
-                Op::Install {
-                    slot,
-                    serial,
-                    fd,
-                    file,
-                } => {
-                    // Not by key: a modify since the add changed the key,
-                    // not the file.
-                    if holder[slot as usize] == serial {
-                        c.incr(Counter::OtherSyscall);
-                        if files_update(*ring_fd, slot as usize, file.as_raw_fd()).is_err() {
-                            // Cannot happen for an open fd short of ENOMEM;
-                            // tell the caller once, it should delete.
-                            if let Ok(reg) = table.by_fd_mut(fd) {
-                                let key = reg.key;
-                                reg.extra.armed = false;
-                                self.merge(key, bits::ERR | bits::HUP, c);
-                            }
-                        }
-                    }
-                    // Closing the duplicate; the table holds the file now.
-                    c.incr(Counter::OtherSyscall);
-                    drop(file);
-                }
-                Op::Clear(slot) => {
-                    if holder[slot as usize] == 0 {
-                        c.incr(Counter::OtherSyscall);
-                        let _ = files_update(*ring_fd, slot as usize, -1);
-                    }
-                }
+                None => {}
             }
         }
+        dirty.clear();
+        pending.dirty = dirty;
     }
 
     /// Re-arm mode: arms again every registration whose event the caller
@@ -1019,23 +1162,18 @@ impl Owner {
         // fd number (the one place that trusts the number to still name the
         // registered file; see docs/uring-poll.md). Queued ring work for the
         // old ring is void; every armed registration is armed afresh.
-        let mut dups: Vec<(u64, OwnedFd)> = Vec::new();
-        for op in std::mem::take(&mut g.pending) {
-            if let Op::Install { serial, file, .. } = op {
-                dups.push((serial, file));
-            }
+        let (queued, _) = g.pending.take();
+        let mut dups: Vec<Option<OwnedFd>> = (0..self.capacity).map(|_| None).collect();
+        for (slot, ops) in queued {
+            dups[slot as usize] = ops.install.map(|(_, file)| file);
         }
         let keys: Vec<Key> = g.table.iter().map(|r| r.key).collect();
         let ring_fd = g.ring_fd;
         for key in keys {
-            let holder = g.serial[key.slot()];
             let Some(reg) = g.table.get_mut(key) else {
                 continue;
             };
-            let dup = dups
-                .iter()
-                .position(|(serial, _)| *serial == holder)
-                .map(|i| dups.swap_remove(i).1);
+            let dup = dups[key.slot()].take();
             let fd = dup.as_ref().map_or(reg.fd, |d| d.as_raw_fd());
             c.incr(Counter::OtherSyscall);
             if files_update(ring_fd, key.slot(), fd).is_err() {
@@ -1153,7 +1291,7 @@ impl Builder {
         let inner = Arc::new(Inner {
             shared: Mutex::new(Shared {
                 table: Table::with_capacity(capacity)?,
-                pending: Vec::with_capacity(capacity.min(1024)),
+                pending: Ops::new(capacity),
                 waiting: false,
                 closed: false,
                 ring_fd: ring.as_raw_fd(),
@@ -1257,7 +1395,7 @@ impl Drop for UringPoll {
         // every poll and releases the files they hold.
         let mut g = self.control.inner.lock();
         g.closed = true;
-        g.pending = Vec::new();
+        g.pending.clear();
     }
 }
 

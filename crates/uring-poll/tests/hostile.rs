@@ -166,7 +166,7 @@ enum Before {
 
 fn drop_away_from_the_owner_releases_the_pipe(before: Before) {
     let _serial = one_at_a_time();
-    for (name, mut p) in pollers(8) {
+    for (name, p) in pollers(8) {
         let (r, w) = fds::pipe().unwrap();
         p.control().add(r.as_fd(), Interest::READABLE, 1).unwrap();
         let (mut p, done1, t1) = on_owner_thread(p, |p| {
@@ -214,4 +214,101 @@ fn s14_delete_then_drop_on_another_thread_releases_files() {
 #[test]
 fn s14_drop_after_moving_between_threads_releases_files() {
     drop_away_from_the_owner_releases_the_pipe(Before::Migrate);
+}
+
+// ---------------------------------------------------------------------
+// S11 + S8: control loops from another thread while the owner is away.
+
+/// 50,000 add/delete cycles and 50,000 modifies from a thread that is not
+/// the owner, while the owner does not take: no EMFILE (each Defer add
+/// held a `dup` until the owner's next take, so ~20,000 cycles exhausted
+/// RLIMIT_NOFILE), the fd count and the queued ops stay bounded, and the
+/// owner's next take delivers the current data and nothing older (S5).
+#[test]
+fn s11_control_loops_while_the_owner_is_away_cost_bounded_resources() {
+    const CYCLES: u64 = 50_000;
+    const CAPACITY: usize = 8;
+    let _serial = one_at_a_time();
+    for (name, mut p) in pollers(CAPACITY) {
+        own(&mut p);
+        let efd = Arc::new(fds::eventfd().unwrap());
+        let steady = Arc::new(fds::eventfd().unwrap());
+        p.control()
+            .add(steady.as_fd(), Interest::READABLE, 1)
+            .unwrap();
+        let mut events = Events::with_capacity(8);
+        p.poll(&mut events).unwrap(); // the add's ops leave
+        let fds_before = open_fd_count().unwrap();
+        let ctl = p.control().clone();
+        let (max_fds, max_ops) = thread::spawn({
+            let (efd, steady) = (efd.clone(), steady.clone());
+            move || {
+                let (mut max_fds, mut max_ops) = (0, 0);
+                let mut sample = |i: u64| {
+                    if i % 1000 == 0 {
+                        max_fds = max_fds.max(open_fd_count().unwrap());
+                        max_ops = max_ops.max(ctl.pending_ops());
+                    }
+                };
+                for i in 0..CYCLES {
+                    ctl.add(efd.as_fd(), Interest::READABLE, 1_000_000 + i)
+                        .unwrap_or_else(|e| panic!("add {i}: {e}"));
+                    ctl.delete(efd.as_fd()).unwrap();
+                    sample(i);
+                }
+                for i in 0..CYCLES {
+                    let interest = if i % 3 == 0 {
+                        Interest::READABLE.oneshot()
+                    } else {
+                        Interest::READABLE
+                    };
+                    ctl.modify(steady.as_fd(), interest, 2_000_000 + i).unwrap();
+                    sample(i);
+                }
+                ctl.add(efd.as_fd(), Interest::READABLE, 3_000_000).unwrap();
+                for i in 0..CYCLES {
+                    ctl.modify(efd.as_fd(), Interest::READABLE, 3_000_001 + i)
+                        .unwrap();
+                    if i % 2 == 0 {
+                        ctl.delete(efd.as_fd()).unwrap();
+                        ctl.add(efd.as_fd(), Interest::READABLE, 3_000_001 + i)
+                            .unwrap();
+                    }
+                    sample(i);
+                }
+                ctl.modify(steady.as_fd(), Interest::READABLE, 4).unwrap();
+                ctl.modify(efd.as_fd(), Interest::READABLE, 5).unwrap();
+                (max_fds, max_ops.max(ctl.pending_ops()))
+            }
+        })
+        .join()
+        .unwrap();
+        // At most one duplicate per live registration (two here).
+        assert!(
+            max_fds <= fds_before + 2,
+            "{name}: {max_fds} fds open during the loops, {fds_before} before"
+        );
+        assert!(
+            max_ops <= 4 * CAPACITY,
+            "{name}: {max_ops} ops queued for {CAPACITY} slots"
+        );
+        fds::fire(efd.as_fd()).unwrap();
+        fds::fire(steady.as_fd()).unwrap();
+        let mut got = take_for(&mut p, Duration::from_millis(300));
+        got.sort_unstable();
+        got.dedup();
+        assert_eq!(got, vec![4, 5], "{name}: only the current data (S5)");
+        assert_eq!(p.control().pending_ops(), 0, "{name}");
+        // Deleted from this thread now: silent.
+        p.control().delete(efd.as_fd()).unwrap();
+        fds::drain(efd.as_fd()).unwrap();
+        fds::drain(steady.as_fd()).unwrap();
+        fds::fire(efd.as_fd()).unwrap();
+        fds::fire(steady.as_fd()).unwrap();
+        let got = take_for(&mut p, Duration::from_millis(100));
+        assert!(got.iter().all(|&d| d == 4), "{name}: {got:?}");
+        assert!(!got.is_empty(), "{name}: the steady registration fires");
+        drop(p);
+        assert_eq!(open_fd_count().unwrap(), fds_before - 2, "{name}: S14");
+    }
 }
