@@ -23,7 +23,7 @@ use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, squeue, types, EnterFlags, IoUring};
-use userpoll::sys::{check_fd, deadline, error};
+use userpoll::sys::{deadline, error};
 use userpoll::table::{Key, Table};
 use userpoll::{
     bits, syscall, Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats,
@@ -254,16 +254,148 @@ fn files_update(ring_fd: RawFd, slot: usize, fd: RawFd) -> io::Result<()> {
         )
     };
     if r < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EBADF) {
-            return Err(error(
-                libc::EBADF,
-                format_args!("fd {fd} is not an open file descriptor (or is an io_uring); register an fd that is open"),
-            ));
-        }
-        return Err(e);
+        return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The EBADF of an fd a fixed-file install refuses, saying which kind:
+/// closed, `O_PATH`, or an io_uring.
+fn refused_file(fd: RawFd, kind: Refused) -> io::Error {
+    let msg = match kind {
+        Refused::Closed => {
+            format!("fd {fd} is not an open file descriptor; register an fd that is open")
+        }
+        Refused::Path => format!(
+            "fd {fd} was opened with O_PATH, which cannot be polled (epoll refuses it too); \
+             open the file without O_PATH"
+        ),
+        Refused::Uring => format!(
+            "fd {fd} is an io_uring, which io_uring cannot poll through its fixed-file table; \
+             wait on that ring itself, or use the epoll-ring backend for it"
+        ),
+    };
+    error(libc::EBADF, msg)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    Closed,
+    Path,
+    Uring,
+}
+
+/// `fstat` of `fd`; EBADF (with what to do) for a closed fd, naming it
+/// `name` (the caller's number for a duplicate we check).
+fn fstat(fd: RawFd, name: RawFd, c: &Counters) -> io::Result<libc::stat> {
+    c.incr(Counter::OtherSyscall);
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is live and large enough for the kernel's stat; on
+    // success the kernel wrote all of it.
+    match syscall!(fstat(fd, st.as_mut_ptr())) {
+        // SAFETY: fstat succeeded, so `st` is initialised.
+        Ok(_) => Ok(unsafe { st.assume_init() }),
+        Err(e) if e.raw_os_error() == Some(libc::EBADF) => Err(refused_file(name, Refused::Closed)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether epoll accepts `fd` (it refuses a file without poll support
+/// with EPERM, and an `O_PATH` fd with EBADF): an `epoll_ctl(ADD)` on a
+/// scratch epoll instance, closed at once (three system calls). Made only
+/// for regular files, directories and devices, where the file type does
+/// not tell (procfs and sysfs files, terminals and some devices poll).
+fn epoll_accepts(fd: RawFd, name: RawFd, c: &Counters) -> io::Result<()> {
+    c.add(Counter::OtherSyscall, 3);
+    // SAFETY: plain system call with no pointers.
+    let ep = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+    // SAFETY: epoll_create1 returned a new fd that nothing else owns; the
+    // OwnedFd closes it (the third system call).
+    let ep = unsafe { OwnedFd::from_raw_fd(ep) };
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: 0,
+    };
+    // SAFETY: `ev` is live for the call; the kernel only reads it.
+    match syscall!(epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev)) {
+        Ok(_) => Ok(()),
+        Err(e) => match e.raw_os_error() {
+            Some(libc::EPERM) => Err(error(
+                libc::EPERM,
+                format_args!(
+                    "fd {name} is a file the kernel cannot poll (a regular file, directory or \
+                     device without poll support; epoll refuses it with EPERM too): it never \
+                     blocks, so read or write it directly; register sockets, pipes, eventfds, \
+                     terminals and other pollable fds"
+                ),
+            )),
+            Some(libc::EBADF) => Err(refused_file(name, Refused::Path)),
+            _ => Err(e),
+        },
+    }
+}
+
+/// What `add` checks of the file behind `fd` before it changes any state,
+/// the same from every thread (S9):
+/// - EBADF for a closed fd, an `O_PATH` fd or an io_uring (what the
+///   fixed-file install refuses; epoll refuses the first two as well);
+/// - EPERM for a file the kernel cannot poll (what epoll refuses).
+///
+/// `fd` is checked, `name` is the caller's number for it (they differ for
+/// a duplicate). `installs` says the caller installs the file at once, which checks
+/// `O_PATH` and io_uring itself; otherwise (a Defer add queued for the
+/// owner) they are checked here. Sockets, FIFOs and anonymous-inode files
+/// (eventfd, timerfd, signalfd, epoll, pidfd, ...) always poll: one
+/// `fstat`, plus one `fcntl` when queued. Everything else gets an exact
+/// probe ([`epoll_accepts`]).
+fn check_file(
+    fd: RawFd,
+    name: RawFd,
+    installs: bool,
+    anon: (u64, u64),
+    c: &Counters,
+) -> io::Result<()> {
+    let st = fstat(fd, name, c)?;
+    let kind = st.st_mode & libc::S_IFMT;
+    if !matches!(kind, libc::S_IFSOCK | libc::S_IFIFO | 0) {
+        return epoll_accepts(fd, name, c);
+    }
+    if installs {
+        return Ok(());
+    }
+    c.incr(Counter::OtherSyscall);
+    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    if flags & libc::O_PATH != 0 {
+        return Err(refused_file(name, Refused::Path));
+    }
+    // An anonymous-inode file with an inode of its own (not eventfd's
+    // shared one) may be an io_uring: its /proc link names it.
+    if kind == 0 && (st.st_dev as u64, st.st_ino as u64) != anon && is_io_uring(fd, c) {
+        return Err(refused_file(name, Refused::Uring));
+    }
+    Ok(())
+}
+
+/// Whether `fd` is an io_uring, from its `/proc/self/fd` link (one
+/// `readlink`; false when /proc is not there).
+fn is_io_uring(fd: RawFd, c: &Counters) -> bool {
+    c.incr(Counter::OtherSyscall);
+    std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .is_ok_and(|l| l.as_os_str() == "anon_inode:[io_uring]")
+}
+
+/// The EBADF of a refused inline install, telling closed, `O_PATH` and
+/// io_uring fds apart (one `fcntl`, on this error path only).
+fn explain_refused(fd: RawFd, e: io::Error, c: &Counters) -> io::Error {
+    if e.raw_os_error() != Some(libc::EBADF) {
+        return e;
+    }
+    c.incr(Counter::OtherSyscall);
+    match syscall!(fcntl(fd, libc::F_GETFL)) {
+        Err(_) => refused_file(fd, Refused::Closed),
+        Ok(flags) if flags & libc::O_PATH != 0 => refused_file(fd, Refused::Path),
+        Ok(_) => refused_file(fd, Refused::Uring),
+    }
 }
 
 #[derive(Debug)]
@@ -274,6 +406,9 @@ struct Inner {
     wake: OwnedFd,
     /// One-shot POLL_ADD re-armed after every event, instead of multishot.
     rearm_mode: bool,
+    /// `st_dev` and `st_ino` of the anonymous inode eventfd, timerfd and
+    /// the like share (that of `wake`): files on it are never io_urings.
+    anon: (u64, u64),
 }
 
 impl Inner {
@@ -334,8 +469,9 @@ impl UringControl {
 impl Control for UringControl {
     fn add(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
         let raw = fd.as_raw_fd();
-        let c = &self.inner.counters;
-        let mut g = self.inner.lock();
+        let inner = &*self.inner;
+        let c = &inner.counters;
+        let mut g = inner.lock();
         g.table.check_insert(raw, interest)?;
         let inline = g.files_inline() && !g.closed;
         let dup = if inline || g.closed {
@@ -344,25 +480,22 @@ impl Control for UringControl {
             // Defer, another thread: hold the file with a duplicate fd until
             // the owner installs it, so closing or reusing the number after
             // add returns cannot change what is polled (S13). The dup is
-            // also the EBADF check (S9).
+            // also the check for a closed fd (S9).
             c.incr(Counter::OtherSyscall);
             Some(
                 fd.try_clone_to_owned()
                     .map_err(|e| match e.raw_os_error() {
-                        Some(libc::EBADF) => error(
-                            libc::EBADF,
-                            format_args!(
-                        "fd {raw} is not an open file descriptor; register an fd that is open"
-                    ),
-                        ),
+                        Some(libc::EBADF) => refused_file(raw, Refused::Closed),
                         _ => e,
                     })?,
             )
         };
-        if g.closed {
-            c.incr(Counter::OtherSyscall);
-            check_fd(fd)?;
-        }
+        // The same errors from every thread (S9), before anything changes:
+        // what the install refuses, checked here when the install is not
+        // made now, and what epoll refuses. A refused dup closes as it
+        // drops.
+        let checked = dup.as_ref().map_or(raw, |d| d.as_raw_fd());
+        check_file(checked, raw, inline, inner.anon, c)?;
         let state = RegState {
             armed: true,
             ..RegState::default()
@@ -378,7 +511,7 @@ impl Control for UringControl {
             if let Err(e) = files_update(g.ring_fd, key.slot(), raw) {
                 g.table.remove(raw).expect("just inserted");
                 g.serial[key.slot()] = 0;
-                return Err(e);
+                return Err(explain_refused(raw, e, c));
             }
             g.pending.slot(key.slot()).arm = Some(ArmOp::Arm(key));
         } else if let Some(dup) = dup {
@@ -1288,6 +1421,8 @@ impl Builder {
         // SAFETY: eventfd returned a new fd that nothing else owns.
         let wake = unsafe { OwnedFd::from_raw_fd(wake) };
         let wake_fd = wake.as_raw_fd();
+        let counters = Counters::new();
+        let st = fstat(wake_fd, wake_fd, &counters)?;
         let inner = Arc::new(Inner {
             shared: Mutex::new(Shared {
                 table: Table::with_capacity(capacity)?,
@@ -1299,9 +1434,10 @@ impl Builder {
                 serial: vec![0; capacity],
                 last_serial: 0,
             }),
-            counters: Counters::new(),
+            counters,
             wake,
             rearm_mode: self.rearm,
+            anon: (st.st_dev as u64, st.st_ino as u64),
         });
         let cq_len = ring.params().cq_entries() as usize;
         let mut owner = Owner {

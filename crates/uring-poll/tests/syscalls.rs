@@ -113,10 +113,11 @@ fn control_from_the_owner_thread_costs_no_enter() {
                 .unwrap();
         }
         let d = p.stats() - before;
-        // Only the fixed-file install (or, under Defer, the fd check) per
-        // add; the POLL_ADDs wait for the next take.
-        assert_eq!(d.syscalls(), 32, "{profile}: {d:?}");
-        assert_eq!(d.get(Counter::OtherSyscall), 32, "{profile}: {d:?}");
+        // Per add of an eventfd only the file check (one fstat: an
+        // anonymous inode polls) and the fixed-file install; the
+        // POLL_ADDs wait for the next take.
+        assert_eq!(d.syscalls(), 64, "{profile}: {d:?}");
+        assert_eq!(d.get(Counter::OtherSyscall), 64, "{profile}: {d:?}");
         for e in &efds {
             fds::fire(e.as_fd()).unwrap();
         }
@@ -219,4 +220,33 @@ fn s04_a_fd_ready_at_add_or_modify_is_reported_by_the_very_next_poll() {
             assert_eq!(events.iter().next().unwrap().data(), 2);
         }
     }
+}
+
+/// The system calls of one `add` of an eventfd under Defer from another
+/// thread: `dup`, `fstat` and `fcntl` (the O_PATH check the install would
+/// make) in the call; the install and the `close` of the duplicate at the
+/// owner's next take.
+#[test]
+fn defer_add_from_another_thread_costs_three_calls_then_two_at_the_owner() {
+    let b = UringPoll::builder().profile(Profile::Defer);
+    let Some(mut p) = common::make("defer", b.build(4)) else {
+        return;
+    };
+    let mut events = Events::with_capacity(4);
+    p.poll(&mut events).unwrap();
+    let efd = std::sync::Arc::new(fds::eventfd().unwrap());
+    let before = p.stats();
+    thread::spawn({
+        let (ctl, efd) = (p.control().clone(), efd.clone());
+        move || ctl.add(efd.as_fd(), Interest::READABLE, 1).unwrap()
+    })
+    .join()
+    .unwrap();
+    let d = p.stats() - before;
+    assert_eq!(d.get(Counter::OtherSyscall), 3, "{d:?}");
+    assert_eq!(d.syscalls(), 3, "{d:?}");
+    let before = p.stats();
+    p.poll(&mut events).unwrap();
+    let d = p.stats() - before;
+    assert_eq!(d.get(Counter::OtherSyscall), 2, "install + close: {d:?}");
 }
