@@ -23,6 +23,7 @@ use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, squeue, types, EnterFlags, IoUring};
+use userpoll::fork::ForkCheck;
 use userpoll::sys::{deadline, error};
 use userpoll::table::{Key, Table};
 use userpoll::{
@@ -406,6 +407,9 @@ struct Inner {
     wake: OwnedFd,
     /// One-shot POLL_ADD re-armed after every event, instead of multishot.
     rearm_mode: bool,
+    /// The process the poller was made in: every entry point fails with
+    /// EPERM in a forked child (one relaxed atomic load).
+    process: ForkCheck,
     /// `st_dev` and `st_ino` of the anonymous inode eventfd, timerfd and
     /// the like share (that of `wake`): files on it are never io_urings.
     anon: (u64, u64),
@@ -468,6 +472,7 @@ impl UringControl {
 
 impl Control for UringControl {
     fn add(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
+        self.inner.process.check()?;
         let raw = fd.as_raw_fd();
         let inner = &*self.inner;
         let c = &inner.counters;
@@ -527,6 +532,7 @@ impl Control for UringControl {
     }
 
     fn modify(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
+        self.inner.process.check()?;
         interest.validate()?;
         let raw = fd.as_raw_fd();
         let mut g = self.inner.lock();
@@ -588,6 +594,7 @@ impl Control for UringControl {
     }
 
     fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        self.inner.process.check()?;
         let raw = fd.as_raw_fd();
         let mut g = self.inner.lock();
         let reg = g.table.remove(raw)?;
@@ -1438,6 +1445,7 @@ impl Builder {
             wake,
             rearm_mode: self.rearm,
             anon: (st.st_dev as u64, st.st_ino as u64),
+            process: ForkCheck::new(),
         });
         let cq_len = ring.params().cq_entries() as usize;
         let mut owner = Owner {
@@ -1526,6 +1534,15 @@ impl UringPoll {
 
 impl Drop for UringPoll {
     fn drop(&mut self) {
+        if self.control.inner.process.is_child() {
+            // Forked: the ring, its polls and the wake-up eventfd are the
+            // parent's too. Touch nothing they share (no cancel, no files
+            // update, no wake-up write; not even the lock, which a parent
+            // thread may have held at the fork): dropping the fields only
+            // unmaps the child's copy of the ring and closes the child's
+            // copies of the fds, which leaves the parent's polls running.
+            return;
+        }
         // Control handles may outlive the poller: stop queueing ring work
         // nobody will submit. Closing the ring (dropping `owner`) cancels
         // every poll and releases the files they hold.
@@ -1545,6 +1562,7 @@ impl Poller for UringPoll {
     fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
         let inner = &*self.control.inner;
+        inner.process.check()?;
         let c = &inner.counters;
         let owner = &mut self.owner;
         owner.ensure_thread(inner)?;

@@ -490,3 +490,108 @@ fn s09_files_epoll_cannot_poll_are_eperm_from_any_thread() {
         }
     }
 }
+
+// ---------------------------------------------------------------------
+// fork(): the child may not use the parent's poller, and dropping it
+// there leaves the parent's polls as they were.
+
+/// Runs `child` in a forked child, which reports through its exit code
+/// (0: all went as expected); returns that code. The child does no more
+/// than `child` does and then `_exit`s.
+fn in_forked_child(child: impl FnOnce() -> i32) -> i32 {
+    // SAFETY: the child runs only `child` (system calls, and the
+    // allocations of its error values, which glibc's fork makes safe) and
+    // then `_exit`s without running destructors or atexit handlers; a
+    // panic is caught and reported as an exit code.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(99);
+        // SAFETY: ends the child at once, as a forked child must.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: `status` is live; pid is our child.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid, "waitpid: {}", std::io::Error::last_os_error());
+    assert!(
+        libc::WIFEXITED(status),
+        "child ended by signal: {status:#x}"
+    );
+    libc::WEXITSTATUS(status)
+}
+
+/// In a forked child every `poll`, `wait`, `add`, `modify` and `delete`
+/// fails with EPERM (the child would otherwise take the parent's pending
+/// event, or, in re-arm mode, re-arm it on the child's task and leave the
+/// parent's registration dead once the child exits); the child drops the
+/// poller and its control handle, and the parent then still gets its
+/// pending event, and later fires.
+#[test]
+fn fork_the_child_gets_eperm_and_its_drop_leaves_the_parent_polling() {
+    let _serial = one_at_a_time();
+    for (name, p) in pollers(4) {
+        let mut p = Some(p);
+        let mut ctl = Some(p.as_ref().unwrap().control().clone());
+        let parent = p.as_mut().unwrap();
+        own(parent);
+        let efd = fds::eventfd().unwrap();
+        let other = fds::eventfd().unwrap();
+        parent
+            .control()
+            .add(efd.as_fd(), Interest::READABLE, 1)
+            .unwrap();
+        parent.poll(&mut Events::with_capacity(4)).unwrap(); // armed in the kernel
+        fds::fire(efd.as_fd()).unwrap();
+        // Default, Sqpoll: the completion is in the CQ by now, in memory the
+        // child shares; Coop, Defer: it waits for an enter.
+        thread::sleep(Duration::from_millis(50));
+        let mut events = Events::with_capacity(4);
+        let code = in_forked_child(|| {
+            let (mut p, ctl) = (p.take().unwrap(), ctl.take().unwrap());
+            let eperm =
+                |r: std::io::Result<()>| r.as_ref().err().and_then(errno_of) == Some(libc::EPERM);
+            if !eperm(
+                p.wait(&mut events, Some(Duration::from_millis(100)))
+                    .map(drop),
+            ) {
+                return 2;
+            }
+            if !eperm(p.poll(&mut events).map(drop)) {
+                return 3;
+            }
+            if !eperm(ctl.add(other.as_fd(), Interest::READABLE, 9)) {
+                return 4;
+            }
+            if !eperm(ctl.modify(efd.as_fd(), Interest::READABLE, 9)) {
+                return 5;
+            }
+            if !eperm(ctl.delete(efd.as_fd())) {
+                return 6;
+            }
+            // Unmaps the child's copy of the ring and closes its copies of
+            // the fds; nothing the parent uses.
+            drop(p);
+            drop(ctl);
+            0
+        });
+        assert_eq!(code, 0, "{name}: check {code} in the forked child failed");
+        let mut p = p.take().expect("the parent keeps its poller");
+        assert_eq!(
+            take(&mut p),
+            vec![1],
+            "{name}: the event pending at the fork"
+        );
+        fds::drain(efd.as_fd()).unwrap();
+        for round in 0..3 {
+            fds::fire(efd.as_fd()).unwrap();
+            assert_eq!(take(&mut p), vec![1], "{name}: fire {round} after the fork");
+            fds::drain(efd.as_fd()).unwrap();
+        }
+        p.control()
+            .add(other.as_fd(), Interest::READABLE, 2)
+            .unwrap();
+        fds::fire(other.as_fd()).unwrap();
+        assert_eq!(take(&mut p), vec![2], "{name}: a new registration");
+    }
+}
