@@ -6,8 +6,6 @@
 //! Several tests compare the process fd count, so every test here opens
 //! its fds under one lock.
 
-#![allow(dead_code, unused_imports)] // helpers for the tests added one commit at a time
-
 mod common;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -15,7 +13,7 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use uring_poll::{Profile, UringPoll};
+use uring_poll::UringPoll;
 use userpoll::conformance::fds;
 use userpoll::sys::{errno_of, open_fd_count};
 use userpoll::{Control, Counter, Events, Interest, Poller};
@@ -593,5 +591,69 @@ fn fork_the_child_gets_eperm_and_its_drop_leaves_the_parent_polling() {
             .unwrap();
         fds::fire(other.as_fd()).unwrap();
         assert_eq!(take(&mut p), vec![2], "{name}: a new registration");
+    }
+}
+
+// ---------------------------------------------------------------------
+// S13: modify after the registered fd was closed and its number reused.
+
+/// Decision (docs/uring-poll.md, S13): `modify` of a number whose
+/// registered file was closed and the number reused succeeds, as under
+/// the epoll backends (their kernel answers ENOENT, which they swallow);
+/// it changes the registration, which still polls the *old* file (its
+/// fixed-file slot holds it), never the new file behind the number. The
+/// new file is polled only once it is added afresh, after a `delete`.
+#[test]
+fn s13_modify_after_the_number_is_reused_retargets_the_old_file_only() {
+    let _serial = one_at_a_time();
+    for (name, mut p) in pollers(4) {
+        own(&mut p);
+        let old = fds::eventfd().unwrap();
+        let num = old.as_raw_fd();
+        p.control().add(old.as_fd(), Interest::READABLE, 1).unwrap();
+        p.poll(&mut Events::with_capacity(4)).unwrap(); // armed in the kernel
+        let old_alive = old.try_clone().unwrap(); // the old file lives on
+        let new = fds::eventfd().unwrap();
+        // SAFETY: makes `num` (owned by `old`) name `new`'s file; `old`
+        // keeps owning the number, now for the new file.
+        assert_eq!(unsafe { libc::dup2(new.as_raw_fd(), num) }, num);
+        drop(new);
+        let reused = old; // number `num`, the new file
+        p.control()
+            .modify(reused.as_fd(), Interest::READABLE, 2)
+            .unwrap_or_else(|e| panic!("{name}: modify after reuse: {e}"));
+        fds::fire(reused.as_fd()).unwrap();
+        let got = take_for(&mut p, Duration::from_millis(150));
+        assert!(
+            got.is_empty(),
+            "{name}: the new file is not registered: {got:?}"
+        );
+        fds::fire(old_alive.as_fd()).unwrap();
+        assert_eq!(
+            take(&mut p),
+            vec![2],
+            "{name}: the old file, under the new data"
+        );
+        let e = p
+            .control()
+            .add(reused.as_fd(), Interest::READABLE, 3)
+            .unwrap_err();
+        assert_eq!(errno_of(&e), Some(libc::EEXIST), "{name}: {e}");
+        p.control().delete(reused.as_fd()).unwrap();
+        p.control()
+            .add(reused.as_fd(), Interest::READABLE, 3)
+            .unwrap();
+        assert_eq!(
+            take(&mut p),
+            vec![3],
+            "{name}: the new file, added afresh (ready)"
+        );
+        fds::drain(old_alive.as_fd()).unwrap();
+        fds::fire(old_alive.as_fd()).unwrap();
+        let got = take_for(&mut p, Duration::from_millis(100));
+        assert!(
+            got.iter().all(|&d| d == 3),
+            "{name}: the old file is gone: {got:?}"
+        );
     }
 }
