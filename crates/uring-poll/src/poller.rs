@@ -365,6 +365,7 @@ fn check_file(
         return Ok(());
     }
     c.incr(Counter::OtherSyscall);
+    // SAFETY: plain system call with no pointers.
     let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
     if flags & libc::O_PATH != 0 {
         return Err(refused_file(name, Refused::Path));
@@ -392,6 +393,7 @@ fn explain_refused(fd: RawFd, e: io::Error, c: &Counters) -> io::Error {
         return e;
     }
     c.incr(Counter::OtherSyscall);
+    // SAFETY: plain system call with no pointers.
     match syscall!(fcntl(fd, libc::F_GETFL)) {
         Err(_) => refused_file(fd, Refused::Closed),
         Ok(flags) if flags & libc::O_PATH != 0 => refused_file(fd, Refused::Path),

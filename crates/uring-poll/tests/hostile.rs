@@ -425,12 +425,21 @@ fn s09_an_io_uring_fd_is_ebadf_from_any_thread() {
 #[test]
 fn s09_a_closed_fd_is_ebadf_from_any_thread() {
     let _serial = one_at_a_time();
-    let efd = fds::eventfd().unwrap();
-    let raw = efd.as_raw_fd();
-    drop(efd);
-    // SAFETY: deliberately a closed number; add only passes it to the
-    // kernel, which answers EBADF (no other thread here opens fds: the
-    // lock above).
+    // The highest number this process may open: never handed out here
+    // (new fds take the lowest free number), so no poller or eventfd the
+    // test makes can reuse it.
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is live for the call; the kernel writes it.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    let raw = (lim.rlim_cur.min(i32::MAX as u64) - 1) as i32;
+    // SAFETY: plain system call with no pointers.
+    let r = unsafe { libc::fcntl(raw, libc::F_GETFD) };
+    assert_eq!(r, -1, "fd {raw} is open");
+    // SAFETY: deliberately a number no file is open under; add only passes
+    // it to the kernel, which answers EBADF.
     let closed = unsafe { BorrowedFd::borrow_raw(raw) };
     refused_from_every_thread(&[("closed fd", closed)], libc::EBADF);
 }
