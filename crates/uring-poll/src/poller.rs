@@ -502,7 +502,12 @@ impl Control for UringControl {
         // made now, and what epoll refuses. A refused dup closes as it
         // drops.
         let checked = dup.as_ref().map_or(raw, |d| d.as_raw_fd());
-        check_file(checked, raw, inline, inner.anon, c)?;
+        if let Err(e) = check_file(checked, raw, inline, inner.anon, c) {
+            if dup.is_some() {
+                c.incr(Counter::OtherSyscall); // its close
+            }
+            return Err(e);
+        }
         let state = RegState {
             armed: true,
             ..RegState::default()
@@ -607,7 +612,13 @@ impl Control for UringControl {
             // Queued work of this registration that has not left goes now:
             // its POLL_ADD, and its install with the duplicate fd.
             let arm = ops.arm.take();
-            let installed = ops.install.take().is_none();
+            let installed = match ops.install.take() {
+                None => true,
+                Some(_dup) => {
+                    self.inner.counters.incr(Counter::OtherSyscall); // its close
+                    false
+                }
+            };
             match arm {
                 Some(ArmOp::Update { old, .. }) => g.pending.cancel(old),
                 Some(ArmOp::Arm(_)) => {}

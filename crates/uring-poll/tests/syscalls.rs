@@ -249,4 +249,30 @@ fn defer_add_from_another_thread_costs_three_calls_then_two_at_the_owner() {
     p.poll(&mut events).unwrap();
     let d = p.stats() - before;
     assert_eq!(d.get(Counter::OtherSyscall), 2, "install + close: {d:?}");
+    // Deleted from the other thread: a clear of the slot for the owner.
+    // Then added and deleted again before the owner takes: the delete
+    // closes the queued duplicate at once, and the owner has nothing of
+    // it left to do but the earlier clear.
+    let other = std::sync::Arc::new(fds::eventfd().unwrap());
+    let before = p.stats();
+    thread::spawn({
+        let (ctl, efd, other) = (p.control().clone(), efd.clone(), other.clone());
+        move || {
+            ctl.delete(efd.as_fd()).unwrap();
+            ctl.add(other.as_fd(), Interest::READABLE, 2).unwrap();
+            ctl.delete(other.as_fd()).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+    let d = p.stats() - before;
+    assert_eq!(
+        d.get(Counter::OtherSyscall),
+        3 + 1,
+        "add, then delete's close: {d:?}"
+    );
+    let before = p.stats();
+    p.poll(&mut events).unwrap();
+    let d = p.stats() - before;
+    assert_eq!(d.get(Counter::OtherSyscall), 1, "the clear: {d:?}");
 }
