@@ -1,0 +1,105 @@
+//! `userpoll-http`: serve HTTP on a userpoll backend chosen at run time.
+//!
+//! ```sh
+//! cargo run --release -p http-server -- --backend uring-poll:defer --listen 127.0.0.1:8080
+//! wrk -t1 -c200 -d10s http://127.0.0.1:8080/ind
+//! kill -USR1 <pid>   # one JSON report line on stdout; SIGTERM: report and stop
+//! ```
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anypoll::{AnyPoller, Backend};
+use clap::Parser;
+use http_server::{capacity, sys, Config, Server};
+
+/// A one-thread HTTP/1.1 server on any userpoll backend.
+#[derive(Debug, Parser)]
+#[command(name = "userpoll-http", version)]
+struct Args {
+    /// The backend, by its compare id (reference, epoll-ring,
+    /// epoll-ring:inline, uring-poll, uring-poll:coop, uring-poll:defer,
+    /// uring-poll:sqpoll, uring-poll:rearm, uring-poll:rearm+defer).
+    #[arg(long, default_value = "uring-poll:defer")]
+    backend: Backend,
+    /// Address to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The path that answers 200 (others: 404).
+    #[arg(long, default_value = "/ind")]
+    path: String,
+    /// Bytes of the 200 body (libevent's bench_http serves 0 by default).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=(1 << 24)))]
+    body: u32,
+    /// Most open connections (the process fd limit bounds it too).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+    /// Close a connection with no progress for this many milliseconds.
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout_ms: u64,
+    /// Listen backlog (the kernel caps it at net.core.somaxconn).
+    #[arg(long, default_value_t = 65_535, value_parser = clap::value_parser!(i32).range(1..))]
+    backlog: i32,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match serve(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("userpoll-http: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: &Args) -> std::io::Result<()> {
+    raise_fd_limit();
+    // Before any thread starts (a backend may start one), so that every
+    // thread blocks the signals the loop reads from its signalfd.
+    let signals = sys::signalfd()?;
+    let config = Config {
+        path: args.path.clone(),
+        body_len: args.body as usize,
+        max_connections: args.max_connections as usize,
+        idle_timeout: Duration::from_millis(args.idle_timeout_ms),
+    };
+    let listener = sys::listen(args.listen, args.backlog)?;
+    let poller = AnyPoller::new(args.backend, capacity(&config))?;
+    let describe = poller.describe();
+    let mut server = Server::new(
+        poller,
+        listener,
+        Some(signals),
+        config,
+        args.backend.to_string(),
+    )?;
+    // The first line says where to connect; tests and compare read it.
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "listening on {} backend {} ({describe}) pid {}",
+        server.local_addr()?,
+        args.backend,
+        std::process::id()
+    )?;
+    out.flush()?;
+    server.run(&mut out)
+}
+
+/// Raises the soft fd limit to the hard one: 10,000 connections need it.
+fn raise_fd_limit() {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: rl is a live rlimit; the calls read and write only it.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
+            rl.rlim_cur = rl.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        }
+    }
+}
