@@ -102,9 +102,11 @@ impl Drop for Server {
     }
 }
 
-/// One response read from `s`: the status code, the headers (lower-case
-/// names) and the body.
-fn response(s: &mut impl Read) -> io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+/// Header (name in lower case, value) pairs.
+type Headers = Vec<(String, String)>;
+
+/// One response read from `s`: the status code, the headers and the body.
+fn response(s: &mut impl Read) -> io::Result<(u16, Headers, Vec<u8>)> {
     let mut head = Vec::new();
     let mut byte = [0u8];
     while !head.ends_with(b"\r\n\r\n") {
@@ -116,7 +118,7 @@ fn response(s: &mut impl Read) -> io::Result<(u16, Vec<(String, String)>, Vec<u8
     let text = String::from_utf8(head).unwrap();
     let mut lines = text.split("\r\n");
     let status: u16 = lines.next().unwrap()[9..12].parse().unwrap();
-    let headers: Vec<(String, String)> = lines
+    let headers: Headers = lines
         .filter(|l| !l.is_empty())
         .map(|l| {
             let (n, v) = l.split_once(':').unwrap();
