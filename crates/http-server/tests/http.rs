@@ -110,10 +110,12 @@ fn response(s: &mut impl Read) -> io::Result<(u16, Headers, Vec<u8>)> {
     let mut head = Vec::new();
     let mut byte = [0u8];
     while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut byte)? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+        match s.read(&mut byte) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => head.push(byte[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
-        head.push(byte[0]);
     }
     let text = String::from_utf8(head).unwrap();
     let mut lines = text.split("\r\n");
@@ -134,9 +136,23 @@ fn response(s: &mut impl Read) -> io::Result<(u16, Headers, Vec<u8>)> {
     Ok((status, headers, body))
 }
 
+/// Whether the server closed (or reset) `s`: a read finds the end of the
+/// stream, or an error other than a timeout.
 fn closed_by_server(s: &mut TcpStream) -> bool {
     let mut b = [0u8; 16];
-    matches!(s.read(&mut b), Ok(0) | Err(_))
+    loop {
+        match s.read(&mut b) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(0) => return true,
+            Ok(_) => return false,
+            Err(e) => {
+                return !matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                )
+            }
+        }
+    }
 }
 
 fn each_backend(test: impl Fn(Backend)) {
