@@ -437,3 +437,65 @@ pub fn s09_every_fd_kind<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
         assert_eq!(errno_of(&e), Some(libc::EBADF), "{e}");
     }
 }
+
+/// The fds of this process that are open now.
+fn open_fds() -> std::collections::HashSet<i32> {
+    let names: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    // The directory's own fd was in the listing and is closed now.
+    names
+        .into_iter()
+        // SAFETY: F_GETFD only reads the fd table.
+        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1)
+        .collect()
+}
+
+/// S9: the poller's own fds (its epoll instance, ring, wake-up or stop
+/// eventfd: whatever creating and first using it opened) registered with
+/// itself get a clear error or are accepted like any fd of their kind,
+/// never a hang, a crash or a broken poller: takes still return, `delete`
+/// works, and an ordinary registration still gets its event. Runs alone in
+/// a child process, so that the fds that appear are the poller's.
+pub fn s09_the_pollers_own_fds<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
+    super::child::alone(|| {
+        let efd = fds::eventfd().unwrap();
+        let before = open_fds();
+        let Some(p) = make("s09", new, 8) else {
+            return;
+        };
+        let mut h = super::Harness::new(p, 16);
+        // The first take enables a ring that is set up lazily.
+        h.poll();
+        let mut own: Vec<i32> = open_fds().difference(&before).copied().collect();
+        own.sort_unstable();
+        assert!(!own.is_empty(), "a poller that opened no fd of its own?");
+        h.control().add(efd.as_fd(), Interest::READABLE, 1).unwrap();
+        for fd in own {
+            // SAFETY: the poller keeps `fd` open for as long as it lives,
+            // which is longer than this borrow.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+            match h.control().add(borrowed, Interest::READABLE, 100) {
+                Ok(()) => {
+                    h.watch(Duration::from_millis(20));
+                    h.control()
+                        .delete(borrowed)
+                        .unwrap_or_else(|e| panic!("delete of own fd {fd}: {e}"));
+                }
+                Err(e) => assert!(
+                    matches!(
+                        errno_of(&e),
+                        // EEXIST: the poller's own kernel object holds it
+                        // already (epoll-ring's stop eventfd).
+                        Some(libc::EINVAL | libc::EBADF | libc::EPERM | libc::ELOOP | libc::EEXIST)
+                    ),
+                    "own fd {fd}: {e}"
+                ),
+            }
+            fds::fire(efd.as_fd()).unwrap();
+            h.expect(1, &format!("after registering own fd {fd}"));
+            fds::drain(efd.as_fd()).unwrap();
+        }
+    });
+}

@@ -55,8 +55,8 @@ pub use fork::fork_child_gets_eperm_parent_keeps_events;
 pub use harness::Harness;
 pub use hostile::{
     s08_capacity_edges_are_errors, s09_bad_interest_is_einval_before_any_fd_check,
-    s09_every_fd_kind, s12_any_timeout_blocks_or_returns, s12_events_of_any_capacity,
-    s12_wait_none_never_returns_zero,
+    s09_every_fd_kind, s09_the_pollers_own_fds, s12_any_timeout_blocks_or_returns,
+    s12_events_of_any_capacity, s12_wait_none_never_returns_zero,
 };
 pub use lifetime::{s13_closing_a_registered_fd, s14_clean_drop};
 pub use model::s02_s05_s09_random_sequences_keep_the_contract;
@@ -132,6 +132,7 @@ macro_rules! conformance_tests {
             s08_capacity_edges_are_errors,
             s09_bad_interest_is_einval_before_any_fd_check,
             s09_every_fd_kind,
+            s09_the_pollers_own_fds,
             s12_any_timeout_blocks_or_returns,
             s12_events_of_any_capacity,
             s12_wait_none_never_returns_zero,
