@@ -156,14 +156,14 @@ impl FromStr for Backend {
 /// A poller of any [`Backend`]. See the crate documentation.
 #[derive(Debug)]
 pub struct AnyPoller {
-    poller: Inner,
+    poller: Which,
     /// A clone of the backend's own control handle, so that
     /// [`Poller::control`] can lend it.
     control: AnyControl,
 }
 
 #[derive(Debug)]
-enum Inner {
+enum Which {
     Reference(Reference),
     EpollRing(EpollRing),
     /// Boxed: the owner's state is several hundred bytes, the others a few
@@ -188,9 +188,9 @@ impl AnyPoller {
     /// ENOSYS, EPERM or EOPNOTSUPP when this kernel cannot make it.
     pub fn new(backend: Backend, capacity: usize) -> io::Result<AnyPoller> {
         let poller = match backend {
-            Backend::Reference => Inner::Reference(Reference::new(capacity)?),
-            Backend::EpollRing(mode) => Inner::EpollRing(EpollRing::with_mode(capacity, mode)?),
-            Backend::UringPoll { profile, rearm } => Inner::UringPoll(Box::new(
+            Backend::Reference => Which::Reference(Reference::new(capacity)?),
+            Backend::EpollRing(mode) => Which::EpollRing(EpollRing::with_mode(capacity, mode)?),
+            Backend::UringPoll { profile, rearm } => Which::UringPoll(Box::new(
                 UringPoll::builder()
                     .profile(profile)
                     .rearm(rearm)
@@ -198,9 +198,9 @@ impl AnyPoller {
             )),
         };
         let control = match &poller {
-            Inner::Reference(p) => AnyControl::Reference(p.control().clone()),
-            Inner::EpollRing(p) => AnyControl::EpollRing(p.control().clone()),
-            Inner::UringPoll(p) => AnyControl::UringPoll(p.control().clone()),
+            Which::Reference(p) => AnyControl::Reference(p.control().clone()),
+            Which::EpollRing(p) => AnyControl::EpollRing(p.control().clone()),
+            Which::UringPoll(p) => AnyControl::UringPoll(p.control().clone()),
         };
         Ok(AnyPoller { poller, control })
     }
@@ -208,9 +208,9 @@ impl AnyPoller {
     /// The backend this poller is.
     pub fn backend(&self) -> Backend {
         match &self.poller {
-            Inner::Reference(_) => Backend::Reference,
-            Inner::EpollRing(p) => Backend::EpollRing(p.mode()),
-            Inner::UringPoll(p) => Backend::UringPoll {
+            Which::Reference(_) => Backend::Reference,
+            Which::EpollRing(p) => Backend::EpollRing(p.mode()),
+            Which::UringPoll(p) => Backend::UringPoll {
                 profile: p.profile(),
                 rearm: p.is_rearm_mode(),
             },
@@ -221,7 +221,7 @@ impl AnyPoller {
     /// the ring as the kernel made it.
     pub fn describe(&self) -> String {
         match &self.poller {
-            Inner::UringPoll(p) => p.describe(),
+            Which::UringPoll(p) => p.describe(),
             _ => self.backend().to_string(),
         }
     }
@@ -262,33 +262,33 @@ impl Poller for AnyPoller {
 
     fn poll(&mut self, events: &mut Events) -> io::Result<usize> {
         match &mut self.poller {
-            Inner::Reference(p) => p.poll(events),
-            Inner::EpollRing(p) => p.poll(events),
-            Inner::UringPoll(p) => p.poll(events),
+            Which::Reference(p) => p.poll(events),
+            Which::EpollRing(p) => p.poll(events),
+            Which::UringPoll(p) => p.poll(events),
         }
     }
 
     fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         match &mut self.poller {
-            Inner::Reference(p) => p.wait(events, timeout),
-            Inner::EpollRing(p) => p.wait(events, timeout),
-            Inner::UringPoll(p) => p.wait(events, timeout),
+            Which::Reference(p) => p.wait(events, timeout),
+            Which::EpollRing(p) => p.wait(events, timeout),
+            Which::UringPoll(p) => p.wait(events, timeout),
         }
     }
 
     fn capacity(&self) -> usize {
         match &self.poller {
-            Inner::Reference(p) => p.capacity(),
-            Inner::EpollRing(p) => p.capacity(),
-            Inner::UringPoll(p) => p.capacity(),
+            Which::Reference(p) => p.capacity(),
+            Which::EpollRing(p) => p.capacity(),
+            Which::UringPoll(p) => p.capacity(),
         }
     }
 
     fn stats(&self) -> Stats {
         match &self.poller {
-            Inner::Reference(p) => p.stats(),
-            Inner::EpollRing(p) => p.stats(),
-            Inner::UringPoll(p) => p.stats(),
+            Which::Reference(p) => p.stats(),
+            Which::EpollRing(p) => p.stats(),
+            Which::UringPoll(p) => p.stats(),
         }
     }
 }

@@ -260,32 +260,15 @@ fn drain_fd(fd: RawFd, kind: FdKind) -> (u64, u64) {
 }
 
 fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain system call with no pointers.
-    let fd = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)).map_err(fd_error)?;
-    // SAFETY: eventfd returned a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    userpoll::sys::eventfd().map_err(fd_error)
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a live array of two ints the kernel fills.
-    syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC)).map_err(fd_error)?;
-    // SAFETY: pipe2 returned two new fds that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    userpoll::sys::pipe().map_err(fd_error)
 }
 
 fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a live array of two ints the kernel fills.
-    syscall!(socketpair(
-        libc::AF_UNIX,
-        libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        0,
-        fds.as_mut_ptr()
-    ))
-    .map_err(fd_error)?;
-    // SAFETY: socketpair returned two new fds that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    userpoll::sys::socketpair().map_err(fd_error)
 }
 
 fn fd_error(e: io::Error) -> io::Error {

@@ -86,34 +86,13 @@ pub fn set_timer_slack_ns(ns: u64) {
     let _ = syscall!(prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0));
 }
 
-/// Blocks while `*word == expected`, at most `timeout_ns` (one `futex`
-/// call). Spurious returns are fine: callers re-check their condition.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout_ns: u64) {
-    let ts = libc::timespec {
-        tv_sec: (timeout_ns / 1_000_000_000) as libc::time_t,
-        tv_nsec: (timeout_ns % 1_000_000_000) as libc::c_long,
-    };
-    // SAFETY: word is a live, aligned u32 for the whole call; ts is a live
-    // relative timeout; FUTEX_WAIT_PRIVATE reads the word and sleeps.
-    // EAGAIN (value changed), EINTR and ETIMEDOUT are all "re-check".
-    let _ = syscall!(syscall(
-        libc::SYS_futex,
-        word.as_ptr(),
-        libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-        expected,
-        &ts as *const libc::timespec,
-    ));
-}
+pub use userpoll::sys::futex_wake_all;
 
-/// Wakes every thread blocked in [`futex_wait`] on `word` (one `futex` call).
-pub fn futex_wake_all(word: &AtomicU32) {
-    // SAFETY: word is a live, aligned u32; FUTEX_WAKE only reads its address.
-    let _ = syscall!(syscall(
-        libc::SYS_futex,
-        word.as_ptr(),
-        libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-        i32::MAX,
-    ));
+/// Blocks while `*word == expected`, at most `timeout` (one `futex` call).
+/// Spurious returns are fine: callers re-check their condition.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: std::time::Duration) {
+    // Only EFAULT-class errors remain, impossible for a live reference.
+    let _ = userpoll::sys::futex_wait(word, expected, Some(timeout));
 }
 
 /// `RLIMIT_NOFILE` as (soft, hard).

@@ -41,7 +41,9 @@ use std::time::{Duration, Instant};
 
 use userpoll::bits::{ET, ONESHOT};
 use userpoll::fork::ForkCheck;
-use userpoll::sys::{deadline, errno_of, error, timeout_ms};
+use userpoll::sys::{
+    deadline, errno_of, error, futex_wait, futex_wake_all as futex_wake, timeout_ms,
+};
 use userpoll::table::Table;
 use userpoll::{
     syscall, Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats,
@@ -82,7 +84,7 @@ struct Park {
 }
 
 #[derive(Debug)]
-struct Shared {
+struct RingInstance {
     ring: Ring,
     epfd: OwnedFd,
     table: Mutex<Table<()>>,
@@ -94,7 +96,7 @@ struct Shared {
     process: ForkCheck,
 }
 
-impl Shared {
+impl RingInstance {
     /// The table, locked; EPERM in a forked child.
     fn table(&self) -> io::Result<MutexGuard<'_, Table<()>>> {
         self.process.check()?;
@@ -198,20 +200,20 @@ fn events_word(interest: Interest) -> u32 {
 }
 
 fn key(generation: u32, slot: u32) -> u64 {
-    (generation as u64) << 32 | slot as u64
+    userpoll::table::Key::new(slot, generation).to_u64()
 }
 
 /// The driver thread of [`DriverMode::Thread`]; stopped and joined when
 /// the last consumer drops.
 #[derive(Debug)]
 struct DriverThread {
-    shared: Arc<Shared>,
+    shared: Arc<RingInstance>,
     stopfd: OwnedFd,
     thread: Option<JoinHandle<()>>,
 }
 
 impl DriverThread {
-    fn start(shared: Arc<Shared>) -> io::Result<DriverThread> {
+    fn start(shared: Arc<RingInstance>) -> io::Result<DriverThread> {
         // SAFETY: plain system call with no pointers.
         let fd = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
         // SAFETY: eventfd returned a new fd that nothing else owns.
@@ -241,7 +243,7 @@ impl DriverThread {
     }
 }
 
-fn run_driver(shared: &Shared, batch: usize) {
+fn run_driver(shared: &RingInstance, batch: usize) {
     let mut buf = Vec::with_capacity(batch);
     loop {
         match shared.drive(&mut buf, -1) {
@@ -303,7 +305,7 @@ pub struct EpollRing {
 /// any thread.
 #[derive(Debug, Clone)]
 pub struct RingControl {
-    shared: Arc<Shared>,
+    shared: Arc<RingInstance>,
 }
 
 impl EpollRing {
@@ -321,7 +323,7 @@ impl EpollRing {
         let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
         // SAFETY: epoll_create1 returned a new fd that nothing else owns.
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(RingInstance {
             ring,
             epfd,
             table: Mutex::new(table),
@@ -408,7 +410,7 @@ impl EpollRing {
             if left.is_some_and(|l| l.is_zero()) {
                 return Ok(0);
             }
-            // Park. See Shared::wake for the ordering argument.
+            // Park. See RingInstance::wake for the ordering argument.
             shared.park.waiters.fetch_add(1, Ordering::SeqCst);
             let seq = shared.park.seq.load(Ordering::SeqCst);
             let parked = match shared.ring.pending() {
@@ -563,45 +565,4 @@ impl Poller for EpollRing {
     fn stats(&self) -> Stats {
         self.control.shared.counters.snapshot()
     }
-}
-
-fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> io::Result<()> {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
-    });
-    let tsp = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: word is a live, aligned u32 for the whole call (it is inside
-    // an Arc this thread holds); tsp is null or points to a live timespec.
-    let r = syscall!(syscall(
-        libc::SYS_futex,
-        word.as_ptr(),
-        libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-        expected,
-        tsp
-    ));
-    match r {
-        Ok(_) => Ok(()),
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EAGAIN | libc::EINTR | libc::ETIMEDOUT)
-            ) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: word is a live, aligned u32; FUTEX_WAKE only reads its address.
-    let _ = syscall!(syscall(
-        libc::SYS_futex,
-        word.as_ptr(),
-        libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-        i32::MAX
-    ));
 }

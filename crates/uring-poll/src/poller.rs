@@ -194,7 +194,7 @@ impl Ops {
 }
 
 #[derive(Debug)]
-struct Shared {
+struct Registry {
     table: Table<RegState>,
     pending: Ops,
     /// The owner is (about to be) blocked in `io_uring_enter`; the next
@@ -216,7 +216,7 @@ struct Shared {
     last_serial: u64,
 }
 
-impl Shared {
+impl Registry {
     /// Whether this control call may update the fixed-file table itself:
     /// any profile but Defer, Defer before the ring is enabled, and Defer
     /// on the owner thread.
@@ -402,8 +402,8 @@ fn explain_refused(fd: RawFd, e: io::Error, c: &Counters) -> io::Error {
 }
 
 #[derive(Debug)]
-struct Inner {
-    shared: Mutex<Shared>,
+struct UringShared {
+    shared: Mutex<Registry>,
     counters: Counters,
     /// Polled by the ring; a write wakes the owner.
     wake: OwnedFd,
@@ -417,8 +417,8 @@ struct Inner {
     anon: (u64, u64),
 }
 
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, Shared> {
+impl UringShared {
+    fn lock(&self) -> MutexGuard<'_, Registry> {
         // Every mutation under the lock is a single table call or push, so
         // a poisoned lock still guards a consistent state.
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
@@ -426,7 +426,7 @@ impl Inner {
 
     /// Ends a successful control call: counts it and wakes the owner if it
     /// is blocked (once: the owner drains every queued op when it wakes).
-    fn finish(&self, mut g: MutexGuard<'_, Shared>) {
+    fn finish(&self, mut g: MutexGuard<'_, Registry>) {
         let wake = std::mem::replace(&mut g.waiting, false);
         drop(g);
         self.counters.incr(Counter::ControlOps);
@@ -449,7 +449,7 @@ impl Inner {
 /// owner, waking it when it is blocked in `wait`.
 #[derive(Clone)]
 pub struct UringControl {
-    inner: Arc<Inner>,
+    inner: Arc<UringShared>,
 }
 
 impl fmt::Debug for UringControl {
@@ -543,7 +543,7 @@ impl Control for UringControl {
         interest.validate()?;
         let raw = fd.as_raw_fd();
         let mut g = self.inner.lock();
-        let Shared {
+        let Registry {
             table,
             pending,
             closed,
@@ -707,7 +707,7 @@ fn kernel_timespec(d: Duration) -> types::Timespec {
 }
 
 fn key_of(slot: usize, generation: u32) -> Key {
-    Key::from_u64((generation as u64) << 32 | slot as u64)
+    Key::new(slot as u32, generation)
 }
 
 fn is_errno(e: &io::Error, errnos: &[i32]) -> bool {
@@ -953,11 +953,11 @@ impl Owner {
 
     /// Turns the ops control calls queued into SQEs and fixed-file
     /// updates (see `Ops` for the order).
-    fn drain_pending(&mut self, g: &mut Shared, c: &Counters) {
+    fn drain_pending(&mut self, g: &mut Registry, c: &Counters) {
         if g.pending.dirty.is_empty() && g.pending.spill.is_empty() {
             return;
         }
-        let Shared {
+        let Registry {
             table,
             ring_fd,
             serial: holder,
@@ -1020,7 +1020,7 @@ impl Owner {
 
     /// Re-arm mode: arms again every registration whose event the caller
     /// has taken since the last call.
-    fn rearm_taken(&mut self, g: &mut Shared, c: &Counters) {
+    fn rearm_taken(&mut self, g: &mut Registry, c: &Counters) {
         let mut keys = std::mem::take(&mut self.rearm_next);
         for key in keys.drain(..) {
             if let Some(reg) = g.table.get_mut(key) {
@@ -1065,7 +1065,7 @@ impl Owner {
     }
 
     /// Handles one completion.
-    fn complete(&mut self, cqe: &cqueue::Entry, g: &mut Shared, c: &Counters) {
+    fn complete(&mut self, cqe: &cqueue::Entry, g: &mut Registry, c: &Counters) {
         let (key, kind) = sqe::decode(cqe.user_data());
         let res = cqe.result();
         let more = cqueue::more(cqe.flags());
@@ -1138,7 +1138,7 @@ impl Owner {
     }
 
     /// Handles every CQE in the CQ; no system call.
-    fn drain_cq(&mut self, g: &mut Shared, c: &Counters) -> usize {
+    fn drain_cq(&mut self, g: &mut Registry, c: &Counters) -> usize {
         let mut batch = std::mem::take(&mut self.batch);
         batch.clear();
         batch.extend(self.ring.completion());
@@ -1156,7 +1156,7 @@ impl Owner {
     /// empty. Polls the overflow ended carry no F_MORE (and their mask,
     /// merged like any other); they are re-armed once the list is empty
     /// (S10).
-    fn harvest(&mut self, g: &mut Shared, c: &Counters) -> io::Result<()> {
+    fn harvest(&mut self, g: &mut Registry, c: &Counters) -> io::Result<()> {
         let mut flushes = 0;
         loop {
             let overflow = self.ring.submission().cq_overflow();
@@ -1193,7 +1193,7 @@ impl Owner {
     /// The caller takes nothing meanwhile, so no fire in the gap goes
     /// unreported: arming checks readiness (S2). SQPOLL submits on its own
     /// thread: everything is re-armed at once there.
-    fn rearm_overflowed(&mut self, g: &mut Shared, c: &Counters) -> io::Result<()> {
+    fn rearm_overflowed(&mut self, g: &mut Registry, c: &Counters) -> io::Result<()> {
         let room = {
             let cq = self.ring.completion();
             cq.capacity() - cq.len()
@@ -1249,7 +1249,7 @@ impl Owner {
 
     /// Moves merged events into `events`, dropping those whose
     /// registration was deleted or modified since (S5).
-    fn emit(&mut self, g: &mut Shared, events: &mut Events, c: &Counters) {
+    fn emit(&mut self, g: &mut Registry, events: &mut Events, c: &Counters) {
         while !events.is_full() {
             let Some(slot) = self.queue.pop_front() else {
                 break;
@@ -1272,7 +1272,7 @@ impl Owner {
     /// Defer: makes this thread the ring's single issuer, enabling the
     /// ring on first use, or moving the poller to a new ring when it was
     /// taken to another thread (only the enabling thread may enter).
-    fn ensure_thread(&mut self, inner: &Inner) -> io::Result<()> {
+    fn ensure_thread(&mut self, inner: &UringShared) -> io::Result<()> {
         if self.profile != Profile::Defer {
             return Ok(());
         }
@@ -1296,7 +1296,7 @@ impl Owner {
     /// posted, replaces it with a ring enabled on this thread and arms
     /// every armed registration there (arming finds ready fds, S4). Closing
     /// the old ring cancels its polls.
-    fn migrate(&mut self, inner: &Inner) -> io::Result<()> {
+    fn migrate(&mut self, inner: &UringShared) -> io::Result<()> {
         let c = &inner.counters;
         let mut g = inner.lock();
         self.drain_cq(&mut g, c);
@@ -1443,8 +1443,8 @@ impl Builder {
         let wake_fd = wake.as_raw_fd();
         let counters = Counters::new();
         let st = fstat(wake_fd, wake_fd, &counters)?;
-        let inner = Arc::new(Inner {
-            shared: Mutex::new(Shared {
+        let inner = Arc::new(UringShared {
+            shared: Mutex::new(Registry {
                 table: Table::with_capacity(capacity)?,
                 pending: Ops::new(capacity),
                 waiting: false,

@@ -156,7 +156,7 @@ mod tests {
     }
 
     fn key(slot: u32, generation: u32) -> Key {
-        Key::from_u64((generation as u64) << 32 | slot as u64)
+        Key::new(slot, generation)
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl Interest {
 
     /// The union of two interests.
     #[must_use]
-    pub const fn add(self, other: Interest) -> Interest {
+    pub const fn union(self, other: Interest) -> Interest {
         Interest(self.0 | other.0)
     }
 
@@ -148,13 +148,13 @@ impl Interest {
 impl std::ops::BitOr for Interest {
     type Output = Interest;
     fn bitor(self, rhs: Interest) -> Interest {
-        self.add(rhs)
+        self.union(rhs)
     }
 }
 
 impl std::ops::BitOrAssign for Interest {
     fn bitor_assign(&mut self, rhs: Interest) {
-        *self = self.add(rhs);
+        *self = self.union(rhs);
     }
 }
 

@@ -34,14 +34,14 @@ use crate::table::{Key, Table};
 use crate::{syscall, Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats};
 
 #[derive(Debug)]
-struct Inner {
+struct EpollInstance {
     epfd: OwnedFd,
     table: Mutex<Table<()>>,
     counters: Counters,
     process: ForkCheck,
 }
 
-impl Inner {
+impl EpollInstance {
     /// The table, locked; EPERM in a forked child (the epoll instance is
     /// the parent's).
     fn table(&self) -> io::Result<MutexGuard<'_, Table<()>>> {
@@ -72,7 +72,7 @@ pub struct Reference {
 /// The control handle of a [`Reference`] poller.
 #[derive(Debug, Clone)]
 pub struct ReferenceControl {
-    inner: Arc<Inner>,
+    inner: Arc<EpollInstance>,
 }
 
 impl Reference {
@@ -87,7 +87,7 @@ impl Reference {
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Reference {
             control: ReferenceControl {
-                inner: Arc::new(Inner {
+                inner: Arc::new(EpollInstance {
                     epfd,
                     table: Mutex::new(table),
                     counters: Counters::new(),

@@ -2,7 +2,8 @@
 //! constructors for the errors the contract names (S9).
 
 use std::io;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 /// Calls a libc function and turns `-1` into the thread's `errno` as an
@@ -109,11 +110,88 @@ pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
 pub fn timeout_ms(deadline: Option<Instant>) -> i32 {
     match deadline {
         None => -1,
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
-        }
+        Some(d) => duration_ms(d.saturating_duration_since(Instant::now())),
     }
+}
+
+/// `d` in milliseconds for `epoll_wait`, rounded up (a short timeout still
+/// waits) and capped at `i32::MAX`.
+pub fn duration_ms(d: Duration) -> i32 {
+    d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+}
+
+/// Blocks while `*word == expected`, for at most `timeout` (`None`: no
+/// limit): one `futex(FUTEX_WAIT_PRIVATE)`. A changed value (EAGAIN), a
+/// signal and the timeout all return `Ok`: callers re-check their
+/// condition.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> io::Result<()> {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    let tsp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: word is a live, aligned u32 for the whole call (the caller
+    // holds a reference); tsp is null or points to a live timespec.
+    let r = syscall!(syscall(
+        libc::SYS_futex,
+        word.as_ptr(),
+        libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+        expected,
+        tsp
+    ));
+    match r {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EAGAIN | libc::EINTR | libc::ETIMEDOUT)
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Wakes every thread blocked in [`futex_wait`] on `word`: one
+/// `futex(FUTEX_WAKE_PRIVATE)`.
+pub fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: word is a live, aligned u32; FUTEX_WAKE only reads its address.
+    let _ = syscall!(syscall(
+        libc::SYS_futex,
+        word.as_ptr(),
+        libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+        i32::MAX
+    ));
+}
+
+/// A new non-blocking, close-on-exec eventfd with counter 0.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call with no pointers.
+    let fd = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
+    // SAFETY: a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A new non-blocking, close-on-exec pipe: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a live array of two ints.
+    syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
+    // SAFETY: two new fds that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A new connected, non-blocking, close-on-exec UNIX stream socket pair.
+pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: fds is a live array of two ints.
+    syscall!(socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()))?;
+    // SAFETY: two new fds that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// The most fds any process on this kernel may hold (`fs.nr_open`, which

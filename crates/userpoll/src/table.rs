@@ -22,6 +22,10 @@ pub struct Key {
 }
 
 impl Key {
+    /// The key of `slot` at `generation`.
+    pub const fn new(slot: u32, generation: u32) -> Key {
+        Key { slot, generation }
+    }
     /// The slot index, below the table's capacity.
     pub const fn slot(self) -> usize {
         self.slot as usize

@@ -35,7 +35,7 @@ impl Mode {
 
 /// What the consumers of one epoll instance share.
 #[derive(Debug)]
-struct Inner {
+struct EpollShared {
     epfd: OwnedFd,
     counters: Counters,
 }
@@ -44,7 +44,7 @@ struct Inner {
 /// and one-shot deliver each readiness change to one `epoll_wait` caller).
 #[derive(Debug)]
 pub struct Epoll {
-    inner: Arc<Inner>,
+    inner: Arc<EpollShared>,
     mode: Mode,
     buf: Vec<libc::epoll_event>,
 }
@@ -55,7 +55,7 @@ impl Epoll {
         // SAFETY: plain system call with no pointers.
         let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
         Ok(Epoll {
-            inner: Arc::new(Inner {
+            inner: Arc::new(EpollShared {
                 // SAFETY: epoll_create1 returned a new fd that nothing else owns.
                 epfd: unsafe { OwnedFd::from_raw_fd(fd) },
                 counters: Counters::new(),

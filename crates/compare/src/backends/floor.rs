@@ -145,7 +145,11 @@ impl Backend for Floor {
                 return Ok(());
             }
             q.counters.incr(Counter::FutexWait);
-            futex_wait(&q.parked, 1, deadline - now);
+            futex_wait(
+                &q.parked,
+                1,
+                std::time::Duration::from_nanos(deadline - now),
+            );
             q.parked.store(0, Ordering::Relaxed);
             spins = 0;
         }

@@ -164,7 +164,4 @@ pub fn make(id: BackendId, capacity: usize) -> io::Result<Box<dyn Backend>> {
 /// Events taken per wait, at most.
 pub(crate) const BATCH: usize = 1024;
 
-/// Milliseconds for `epoll_wait`, rounded up so a short timeout still waits.
-pub(crate) fn timeout_ms(d: Duration) -> i32 {
-    d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
-}
+pub(crate) use userpoll::sys::duration_ms as timeout_ms;

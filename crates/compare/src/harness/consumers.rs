@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use hdrhistogram::Histogram;
 
-use super::{new_histogram, Handler, Shared, WAIT_SLICE};
+use super::{new_histogram, Handler, RunState, WAIT_SLICE};
 use crate::backends::{self, Backend};
 use crate::gate::spin;
 use crate::sys::{self, now_ns};
@@ -66,7 +66,7 @@ impl ConsumerThreads<'_> {
 /// One of several consuming threads: takes, handles, and tells the
 /// coordinator when a round's target is reached. Returns its latencies.
 pub(super) fn consumer_thread(
-    sh: &Shared<'_>,
+    sh: &RunState<'_>,
     pool: &ConsumerPool,
     mut b: Box<dyn Backend + Send>,
 ) -> Result<Histogram<u64>, String> {
@@ -116,7 +116,7 @@ pub(super) fn consumer_thread(
 /// The coordinator's wait for `want` more fired fds to be seen by the
 /// consuming threads.
 pub(super) fn await_consumers(
-    sh: &Shared<'_>,
+    sh: &RunState<'_>,
     pool: &ConsumerPool,
     want: u64,
     tally: &mut Tally,
@@ -142,13 +142,13 @@ pub(super) fn await_consumers(
             ));
         }
         tally.other_syscalls += 1;
-        sys::futex_wait(&pool.done, seq, WAIT_SLICE.as_nanos() as u64);
+        sys::futex_wait(&pool.done, seq, WAIT_SLICE);
     }
 }
 
 /// Takes events until `want` fired fds were seen.
 pub(super) fn take(
-    sh: &Shared<'_>,
+    sh: &RunState<'_>,
     b: &mut dyn Backend,
     want: u64,
     tally: &mut Tally,
@@ -182,7 +182,7 @@ pub(super) fn take(
 /// the re-arm. Returns how threads were for fired fds.
 #[inline]
 pub(super) fn handle_batch(
-    sh: &Shared<'_>,
+    sh: &RunState<'_>,
     b: &mut dyn Backend,
     buf: &[u32],
     t: u64,

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use hdrhistogram::Histogram;
 
 use super::consumers::{await_consumers, take, ConsumerThreads, Tally};
-use super::{new_histogram, Outcome, Shared, OPEN, WAIT_SLICE};
+use super::{new_histogram, Outcome, RunState, OPEN, WAIT_SLICE};
 use crate::backends::{self, Backend};
 use crate::fds::FdSet;
 use crate::sys::{self, now_ns};
@@ -25,7 +25,7 @@ pub(super) struct ConsumerCounts {
     other_syscalls: u64,
 }
 
-impl Shared<'_> {
+impl RunState<'_> {
     /// Burst mode, the consumer: waits until every writer fired round
     /// `round` (returns the futex waits made).
     pub(super) fn await_round(&self, round: u32) -> Result<u64, String> {
@@ -47,7 +47,7 @@ impl Shared<'_> {
                 ));
             }
             calls += 1;
-            sys::futex_wait(&self.fired, f, WAIT_SLICE.as_nanos() as u64);
+            sys::futex_wait(&self.fired, f, WAIT_SLICE);
         }
     }
 }
@@ -77,7 +77,7 @@ impl Churn {
 }
 
 pub(super) fn consume(
-    sh: &Shared<'_>,
+    sh: &RunState<'_>,
     b: &mut dyn Backend,
     tally: &mut Tally,
     out: &mut Outcome,

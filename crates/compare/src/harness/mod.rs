@@ -49,7 +49,7 @@ const OPEN: u32 = u32::MAX;
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 /// What the writers and the consumers of one run share.
-struct Shared<'a> {
+struct RunState<'a> {
     fds: &'a FdSet,
     w: &'a Workload,
     /// Per source: the fire time (or scheduled time), 0 when not pending.
@@ -73,7 +73,7 @@ struct Shared<'a> {
     rounds_done: Option<&'a AtomicU64>,
 }
 
-impl Shared<'_> {
+impl RunState<'_> {
     fn fail(&self, msg: String) {
         let mut e = self.error.lock().unwrap_or_else(|e| e.into_inner());
         e.get_or_insert(msg);
@@ -107,7 +107,7 @@ pub fn run_one_counting(
             return out;
         }
     };
-    let shared = Shared {
+    let shared = RunState {
         fds,
         w,
         fire: (0..w.sources()).map(|_| AtomicU64::new(0)).collect(),

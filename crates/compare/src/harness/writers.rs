@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Shared, OPEN};
+use super::{RunState, OPEN};
 use crate::sys::{self, now_ns, Rng};
 
 /// The writers' system calls, counted as they make them.
@@ -22,7 +22,7 @@ pub(super) struct WriterCounts {
 /// a few microseconds of its deadline).
 const SPIN_NS: u64 = 10_000;
 
-impl Shared<'_> {
+impl RunState<'_> {
     #[inline]
     pub(super) fn fire(&self, t: usize, stamp: u64) -> bool {
         self.fire[t].store(stamp, Ordering::Release);
@@ -62,7 +62,7 @@ impl Shared<'_> {
                 self.sleepers.fetch_add(1, Ordering::SeqCst);
                 if self.gate.load(Ordering::SeqCst) == seen && !self.stop.load(Ordering::SeqCst) {
                     self.counts.other_syscalls.fetch_add(1, Ordering::Relaxed);
-                    sys::futex_wait(&self.gate, seen, 100_000_000);
+                    sys::futex_wait(&self.gate, seen, std::time::Duration::from_millis(100));
                 }
                 self.sleepers.fetch_sub(1, Ordering::SeqCst);
             }

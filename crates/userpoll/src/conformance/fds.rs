@@ -1,35 +1,10 @@
 //! Real file descriptors for the tests: non-blocking, close-on-exec.
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use crate::syscall;
 
-/// A new eventfd with counter 0.
-pub fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain system call with no pointers.
-    let fd = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
-    // SAFETY: a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// A new pipe: (read end, write end).
-pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a live array of two ints.
-    syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
-    // SAFETY: two new fds that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// A new connected UNIX stream socket pair.
-pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: fds is a live array of two ints.
-    syscall!(socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()))?;
-    // SAFETY: two new fds that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
+pub use crate::sys::{eventfd, pipe, socketpair};
 
 /// Fires an eventfd: adds 1 to its counter.
 pub fn fire(efd: BorrowedFd<'_>) -> io::Result<()> {
