@@ -14,6 +14,8 @@
 //!   files ([`hgrm`]); [`plot`] the SVGs.
 //! - [`statistics`]: medians, spreads and noise, computed in one place.
 //! - [`gate`]: the CI performance regression gate (one file per job under `gate/`).
+//! - [`http`]: `compare http`, the real-server scenario (`userpoll-http` on
+//!   every backend, nginx, `wrk` and a new-connection client).
 //! - [`cli`]: the command line.
 //! - [`sys`]: the raw calls (clocks, futex, limits) the harness counts.
 
@@ -23,6 +25,7 @@ pub mod fds;
 pub mod gate;
 pub mod harness;
 pub mod hgrm;
+pub mod http;
 pub mod plot;
 pub mod report;
 pub mod statistics;

@@ -28,6 +28,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use anypoll::{AnyPoller, Backend};
 use slab::Slab;
 use userpoll::{Control, Events, Interest, Poller};
 
@@ -317,5 +318,66 @@ impl<P: Poller> Server<P> {
     /// Open connections.
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+}
+
+/// What [`serve`] needs: the backend, where to listen, and the server's
+/// [`Config`].
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The backend the loop runs on.
+    pub backend: Backend,
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Listen backlog (the kernel caps it at `net.core.somaxconn`).
+    pub backlog: i32,
+    /// What is served.
+    pub config: Config,
+}
+
+/// The whole program: raises the fd limit, blocks the signals the loop
+/// reads from a signalfd, listens, prints `listening on ADDR backend ID
+/// (DESCRIPTION) pid PID` as the first line on stdout, and serves until
+/// SIGINT/SIGTERM, printing a report line on SIGUSR1 and at the end.
+/// `userpoll-http` is this; `compare http` runs it in a child process.
+pub fn serve(opts: &ServeOptions) -> io::Result<()> {
+    raise_fd_limit();
+    // Before any thread starts (a backend may start one), so that every
+    // thread blocks the signals the loop reads from its signalfd.
+    let signals = sys::signalfd()?;
+    let listener = sys::listen(opts.listen, opts.backlog)?;
+    let poller = AnyPoller::new(opts.backend, capacity(&opts.config))?;
+    let describe = poller.describe();
+    let mut server = Server::new(
+        poller,
+        listener,
+        Some(signals),
+        opts.config.clone(),
+        opts.backend.to_string(),
+    )?;
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "listening on {} backend {} ({describe}) pid {}",
+        server.local_addr()?,
+        opts.backend,
+        std::process::id()
+    )?;
+    out.flush()?;
+    server.run(&mut out)
+}
+
+/// Raises the soft fd limit to the hard one: 10,000 connections need it.
+fn raise_fd_limit() {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: rl is a live rlimit; the calls read and write only it.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
+            rl.rlim_cur = rl.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        }
     }
 }

@@ -6,14 +6,13 @@
 //! kill -USR1 <pid>   # one JSON report line on stdout; SIGTERM: report and stop
 //! ```
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anypoll::{AnyPoller, Backend};
+use anypoll::Backend;
 use clap::Parser;
-use http_server::{capacity, sys, Config, Server};
+use http_server::Config;
 
 /// A one-thread HTTP/1.1 server on any userpoll backend.
 #[derive(Debug, Parser)]
@@ -56,50 +55,15 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: &Args) -> std::io::Result<()> {
-    raise_fd_limit();
-    // Before any thread starts (a backend may start one), so that every
-    // thread blocks the signals the loop reads from its signalfd.
-    let signals = sys::signalfd()?;
-    let config = Config {
-        path: args.path.clone(),
-        body_len: args.body as usize,
-        max_connections: args.max_connections as usize,
-        idle_timeout: Duration::from_millis(args.idle_timeout_ms),
-    };
-    let listener = sys::listen(args.listen, args.backlog)?;
-    let poller = AnyPoller::new(args.backend, capacity(&config))?;
-    let describe = poller.describe();
-    let mut server = Server::new(
-        poller,
-        listener,
-        Some(signals),
-        config,
-        args.backend.to_string(),
-    )?;
-    // The first line says where to connect; tests and compare read it.
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "listening on {} backend {} ({describe}) pid {}",
-        server.local_addr()?,
-        args.backend,
-        std::process::id()
-    )?;
-    out.flush()?;
-    server.run(&mut out)
-}
-
-/// Raises the soft fd limit to the hard one: 10,000 connections need it.
-fn raise_fd_limit() {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: rl is a live rlimit; the calls read and write only it.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
-            rl.rlim_cur = rl.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
-        }
-    }
+    http_server::serve(&http_server::ServeOptions {
+        backend: args.backend,
+        listen: args.listen,
+        backlog: args.backlog,
+        config: Config {
+            path: args.path.clone(),
+            body_len: args.body as usize,
+            max_connections: args.max_connections as usize,
+            idle_timeout: Duration::from_millis(args.idle_timeout_ms),
+        },
+    })
 }

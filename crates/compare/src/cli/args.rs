@@ -29,6 +29,64 @@ pub enum Cmd {
     /// The CI performance gate: run the fixed suite, compare with a
     /// baseline; exit 0 pass, 1 regression, 2 could not run.
     Gate(GateArgs),
+    /// A real server on every backend (and nginx), driven by wrk and by a
+    /// new-connection-per-request client: req/s, server CPU per request,
+    /// system calls and re-arms per request, latency.
+    Http(HttpArgs),
+    /// Internal: the server `compare http` runs (userpoll-http).
+    #[command(name = "__serve", hide = true)]
+    Serve(ServeArgs),
+}
+
+/// Options of `compare http`.
+#[derive(Debug, Args, Clone)]
+pub struct HttpArgs {
+    /// Servers to run, comma-separated: backend ids and `nginx` (default:
+    /// every backend available here, then nginx if installed).
+    #[arg(long, value_delimiter = ',')]
+    pub backends: Option<Vec<String>>,
+    /// wrk keep-alive runs, one per connection count, comma-separated (0:
+    /// none).
+    #[arg(long, value_delimiter = ',', default_value = "200,1000,10000", value_parser = clap::value_parser!(u32).range(0..=18_000))]
+    pub connections: Vec<u32>,
+    /// New-connection-per-request runs: connections in flight (0: none).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub new_connection: u32,
+    /// Requests per new-connection run.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub requests: u64,
+    /// Length of each wrk run (whole seconds, e.g. 5s).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Interleaved repetitions.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub reps: u32,
+    /// Bytes of the 200 body (libevent's bench_http serves 0).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=(1 << 24)))]
+    pub body: u32,
+    /// Results folder (http.json goes there).
+    #[arg(long, default_value = "results/http")]
+    pub out: PathBuf,
+    /// Also write the JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Options of the internal `__serve`.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Backend id.
+    #[arg(long)]
+    pub backend: anypoll::Backend,
+    /// Address to listen on.
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    /// Body bytes.
+    #[arg(long, default_value_t = 0)]
+    pub body: usize,
+    /// Most connections.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
 }
 
 /// Options of `compare gate`.

@@ -9,7 +9,7 @@
 mod args;
 mod config;
 
-pub use args::{parse_duration, Cli, Cmd, GateArgs, NamedScenario, RunArgs};
+pub use args::{parse_duration, Cli, Cmd, GateArgs, HttpArgs, NamedScenario, RunArgs, ServeArgs};
 pub use config::{config_from, DEFAULT_ROUNDS, SERIES_ROUNDS, SERIES_WRITERS};
 
 use clap::Parser;
@@ -66,6 +66,8 @@ pub fn main() -> i32 {
             0
         }
         Cmd::Run(args) => run(&args),
+        Cmd::Http(args) => http(&args),
+        Cmd::Serve(args) => serve(&args),
         Cmd::Gate(args) => crate::gate::main(&crate::gate::GateOptions {
             suite: args.suite,
             baseline: args.baseline,
@@ -77,6 +79,77 @@ pub fn main() -> i32 {
                 scenarios: args.spin_scenarios.unwrap_or_default(),
             },
         }),
+    }
+}
+
+fn http(args: &HttpArgs) -> i32 {
+    use crate::http::{HttpConfig, Shape, NGINX};
+    let backends = args.backends.clone().unwrap_or_else(|| {
+        let mut all: Vec<String> = anypoll::Backend::ALL
+            .iter()
+            .filter(|b| b.is_supported())
+            .map(|b| b.to_string())
+            .collect();
+        all.push(NGINX.into());
+        all
+    });
+    for b in &backends {
+        if b != NGINX {
+            if let Err(e) = b.parse::<anypoll::Backend>() {
+                eprintln!("error: --backends: {e}, or nginx");
+                return 2;
+            }
+        }
+    }
+    let mut shapes: Vec<Shape> = args
+        .connections
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| Shape::KeepAlive(c as usize))
+        .collect();
+    if args.new_connection > 0 {
+        shapes.push(Shape::NewConnection(args.new_connection as usize));
+    }
+    if shapes.is_empty() {
+        eprintln!("error: nothing to run: --connections and --new-connection are both 0");
+        return 2;
+    }
+    if args.duration < std::time::Duration::from_secs(1) {
+        eprintln!(
+            "error: --duration {:?}: wrk runs whole seconds; use 1s or more",
+            args.duration
+        );
+        return 2;
+    }
+    crate::http::main(&HttpConfig {
+        backends,
+        shapes,
+        duration: args.duration,
+        requests: args.requests,
+        reps: args.reps as usize,
+        body: args.body as usize,
+        out: args.out.clone(),
+        json: args.json.clone(),
+    })
+}
+
+fn serve(args: &ServeArgs) -> i32 {
+    let opts = http_server::ServeOptions {
+        backend: args.backend,
+        listen: args.listen,
+        backlog: 65_535,
+        config: http_server::Config {
+            body_len: args.body,
+            max_connections: args.max_connections,
+            ..http_server::Config::default()
+        },
+    };
+    match http_server::serve(&opts) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("compare __serve: {e}");
+            1
+        }
     }
 }
 

@@ -11,7 +11,7 @@ const CHILD: &str = "USERPOLL_CHILD";
 /// Runs `body` alone in a child process: the test binary started again with
 /// only the calling test selected. In that child, or where the test has no
 /// name to select it by, runs `body` here. Panics if the child fails or ran
-/// no test; passes the child's `SKIPPED` lines on.
+/// no test; passes the child's `SKIPPED` and `soak:` lines on.
 pub fn alone(body: impl FnOnce()) {
     let name = thread::current().name().map(str::to_owned);
     match name {
@@ -38,7 +38,7 @@ pub fn alone(body: impl FnOnce()) {
             eprint!(
                 "{}",
                 text.lines()
-                    .filter(|l| l.starts_with("SKIPPED"))
+                    .filter(|l| l.starts_with("SKIPPED") || l.starts_with("soak:"))
                     .map(|l| format!("{l}\n"))
                     .collect::<String>()
             );
