@@ -35,7 +35,7 @@ const COLORS: [(u8, u8, u8); 16] = [
     (0, 0, 0),
 ];
 
-fn color(i: usize) -> RGBAColor {
+pub(crate) fn color(i: usize) -> RGBAColor {
     let (r, g, b) = COLORS[i % COLORS.len()];
     RGBColor(r, g, b).to_rgba()
 }
@@ -49,7 +49,7 @@ fn family_color(f: Family) -> RGBAColor {
     }
 }
 
-fn plot_err<E: std::fmt::Display>(e: E) -> io::Error {
+pub(crate) fn plot_err<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::other(format!("cannot draw plot: {e}"))
 }
 
@@ -68,7 +68,7 @@ fn curve(b: &BackendSummary) -> Vec<(f64, f64)> {
 
 /// Draws the title and the subtitle (what was measured) at the top of
 /// `root`; returns the area below them.
-fn titled<'a>(
+pub(crate) fn titled<'a>(
     root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
     title: &str,
     subtitle: &str,

@@ -61,7 +61,23 @@ fn http_measures_every_backend_with_both_clients_and_writes_json() {
             );
         }
     }
+    assert!(dir.join("http.svg").is_file(), "no plot");
+    for b in ["reference", "uring-poll-defer", "epoll-ring-inline"] {
+        if samples
+            .iter()
+            .any(|s| s["backend"].as_str().map(crate_stem) == Some(b.into()))
+        {
+            let hgrm = std::fs::read_to_string(dir.join(format!("{b}-new-connection.hgrm")))
+                .unwrap_or_else(|e| panic!("{b}: {e}"));
+            assert!(hgrm.contains("Percentile"), "{hgrm}");
+        }
+    }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A backend id as a file name.
+fn crate_stem(id: &str) -> String {
+    id.replace(':', "-")
 }
 
 #[test]

@@ -28,6 +28,9 @@ pub struct ClientRun {
     pub errors: u64,
     /// CPU time the client used, ns.
     pub client_cpu_ns: u64,
+    /// Every request's latency, ns (the new-connection client; wrk reports
+    /// only percentiles).
+    pub latency: Option<Histogram<u64>>,
 }
 
 impl ClientRun {
@@ -223,6 +226,7 @@ pub fn new_connection_per_request(
         p99_ns: hist.value_at_quantile(0.99),
         errors,
         client_cpu_ns: crate::sys::thread_cpu_ns() - cpu0,
+        latency: Some(hist),
     })
 }
 

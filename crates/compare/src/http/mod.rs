@@ -8,10 +8,15 @@
 //! does.
 //!
 //! Files: [`server`] (the server process and its snapshots), [`client`]
-//! (`wrk` and the new-connection client), [`netstat`] (listen drops).
+//! (`wrk` and the new-connection client), [`netstat`] (listen drops),
+//! [`plot`] (`http.svg`). The results folder gets `http.json` (one sample
+//! per run), `http.svg`, and per server a `.hgrm` of the new-connection
+//! client's latency over every repetition.
 
 use std::collections::BTreeMap;
 use std::io;
+
+use hdrhistogram::Histogram;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,6 +28,7 @@ use crate::table::{Align, Table};
 
 pub mod client;
 pub mod netstat;
+pub mod plot;
 pub mod server;
 
 use client::ClientRun;
@@ -135,6 +141,7 @@ pub fn main(cfg: &HttpConfig) -> i32 {
         .unwrap_or(1)
         + 64;
     let mut samples = Vec::new();
+    let mut latency: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
     let mut skipped: BTreeMap<String, String> = BTreeMap::new();
     let mut failed = 0;
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -150,7 +157,19 @@ pub fn main(cfg: &HttpConfig) -> i32 {
                     eprint!("\rrep {}/{} {shape}: {backend:<24}", rep + 1, cfg.reps);
                 }
                 match one(cfg, rep, shape, backend, max_conns) {
-                    Ok(Ok(s)) => samples.push(s),
+                    Ok(Ok((s, hist))) => {
+                        samples.push(s);
+                        if let Some(h) = hist {
+                            match latency.get_mut(backend) {
+                                Some(all) => {
+                                    let _ = all.add(&h);
+                                }
+                                None => {
+                                    latency.insert(backend.clone(), h);
+                                }
+                            }
+                        }
+                    }
                     Ok(Err(why)) => {
                         eprintln!("\nskipped {backend}: {why}");
                         skipped.insert(backend.clone(), why);
@@ -190,9 +209,41 @@ pub fn main(cfg: &HttpConfig) -> i32 {
             code = 1;
         }
     }
-    println!("results: {}", cfg.out.join("http.json").display());
+    for (backend, h) in &latency {
+        let path = cfg.out.join(format!(
+            "{}-new-connection.hgrm",
+            crate::report::file_stem(backend)
+        ));
+        if let Err(e) = std::fs::write(&path, crate::hgrm::percentile_distribution(h, 1000.0)) {
+            eprintln!("error: {}: {e}", path.display());
+            code = 1;
+        }
+    }
+    let subtitle = format!(
+        "kernel {}, {} cores, {} reps, wrk {}s runs, new connection: {} requests, body {} B, {}",
+        kernel(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cfg.reps,
+        cfg.duration.as_secs(),
+        cfg.requests,
+        cfg.body,
+        crate::sys::utc_text(crate::sys::unix_now())
+    );
+    if !samples.is_empty() {
+        if let Err(e) = plot::draw(cfg, &samples, &subtitle, &cfg.out.join("http.svg")) {
+            eprintln!("error: http.svg: {e}");
+            code = 1;
+        }
+    }
+    println!(
+        "results: {}/ (http.json, http.svg, one .hgrm per server for the new-connection client)",
+        cfg.out.display()
+    );
     code
 }
+
+/// A run's sample and, for the new-connection client, its latency.
+type Measured = (Sample, Option<Histogram<u64>>);
 
 /// One run: start the server, measure one client shape, stop it.
 /// `Ok(Err(why))` when the backend cannot run here.
@@ -202,7 +253,7 @@ fn one(
     shape: Shape,
     backend: &str,
     max_conns: usize,
-) -> io::Result<Result<Sample, String>> {
+) -> io::Result<Result<Measured, String>> {
     let mut server = if backend == NGINX {
         match Server::nginx(cfg.body, max_conns)? {
             Ok(s) => s,
@@ -238,7 +289,7 @@ fn one(
     .max(1) as f64;
     let per = |a: Option<u64>, b: Option<u64>| Some((b? - a?) as f64 / served);
     let secs = run.elapsed.as_secs_f64().max(1e-9);
-    Ok(Ok(Sample {
+    let sample = Sample {
         rep,
         shape,
         backend: backend.to_string(),
@@ -256,7 +307,8 @@ fn one(
         syscalls_per_request: per(s0.syscalls, s1.syscalls),
         rearms_per_request: per(s0.rearms, s1.rearms),
         listen_drops: drops.drops,
-    }))
+    };
+    Ok(Ok((sample, run.latency)))
 }
 
 fn kernel() -> String {
