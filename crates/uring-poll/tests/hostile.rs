@@ -506,10 +506,11 @@ fn s09_files_epoll_cannot_poll_are_eperm_from_any_thread() {
 /// (0: all went as expected); returns that code. The child does no more
 /// than `child` does and then `_exit`s.
 fn in_forked_child(child: impl FnOnce() -> i32) -> i32 {
-    // SAFETY: the child runs only `child` (system calls, and the
-    // allocations of its error values, which glibc's fork makes safe) and
-    // then `_exit`s without running destructors or atexit handlers; a
-    // panic is caught and reported as an exit code.
+    // The child runs only `child` (system calls, and the allocations of
+    // its error values, which glibc's fork makes safe) and then `_exit`s
+    // without running destructors or atexit handlers; a panic is caught
+    // and reported as an exit code.
+    // SAFETY: as above, the child touches nothing another thread may hold.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
     if pid == 0 {

@@ -43,9 +43,9 @@ impl ForkCheck {
     /// process).
     pub fn new() -> ForkCheck {
         INSTALL.call_once(|| {
-            // SAFETY: registers a handler that only adds to an atomic; no
-            // pointers outlive the call. A failure (ENOMEM) leaves forks
-            // undetected, which is the state before this module existed.
+            // A failure (ENOMEM) leaves forks undetected, which is the
+            // state before this module existed.
+            // SAFETY: registers a handler that only adds to an atomic.
             let r = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
             debug_assert_eq!(r, 0, "pthread_atfork");
         });

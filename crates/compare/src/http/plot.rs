@@ -10,23 +10,17 @@ use plotters::prelude::*;
 
 use super::{HttpConfig, Sample, NGINX, REFERENCE};
 use crate::plot::{color, plot_err, tick_label, titled};
+use crate::statistics::median_spread;
 
 /// A panel's label and the figure it reads from a sample.
 type Metric = (&'static str, fn(&Sample) -> f64);
 
-/// Median and range of `xs`.
-fn stats(mut xs: Vec<f64>) -> Option<(f64, f64, f64)> {
-    if xs.is_empty() {
-        return None;
-    }
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    let m = if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    };
-    Some((m, xs[0], xs[n - 1]))
+/// Median, lowest and highest of `xs`.
+fn stats(xs: Vec<f64>) -> Option<(f64, f64, f64)> {
+    let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (m, _) = median_spread(xs)?;
+    Some((m, lo, hi))
 }
 
 /// Draws the plot to `path`; `subtitle` says what was measured.

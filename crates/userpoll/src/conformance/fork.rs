@@ -45,10 +45,11 @@ fn fork_in_this_process<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
     // not take it even then. A zero-timeout take would take it here.
     std::thread::sleep(Duration::from_millis(20));
 
-    // SAFETY: the child runs only the checks below (no locks are held by
-    // other threads of this single-test process across the fork: the
-    // backends' own threads take no lock the checks need) and ends with
-    // _exit, running no destructors of the parent's state but the poller's.
+    // The child runs only the checks below (no locks are held by other
+    // threads of this single-test process across the fork: the backends'
+    // own threads take no lock the checks need) and ends with _exit,
+    // running no destructors of the parent's state but the poller's.
+    // SAFETY: as above, the child touches nothing another thread may hold.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
     if pid == 0 {
