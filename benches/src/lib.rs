@@ -44,11 +44,11 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
         rlim_max: 0,
     };
     // SAFETY: `lim` is a live rlimit the kernel writes into.
-    userpoll::syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut lim))?;
+    unsafe { userpoll::syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut lim)) }?;
     if lim.rlim_cur < lim.rlim_max {
         lim.rlim_cur = lim.rlim_max;
         // SAFETY: `lim` is a live rlimit the kernel only reads.
-        userpoll::syscall!(setrlimit(libc::RLIMIT_NOFILE, &lim))?;
+        unsafe { userpoll::syscall!(setrlimit(libc::RLIMIT_NOFILE, &lim)) }?;
     }
     Ok(lim.rlim_cur)
 }

@@ -193,7 +193,7 @@ impl FdSet {
         let len = if self.kind == FdKind::Eventfd { 8 } else { 1 };
         // SAFETY: writes `len` (at most 8) bytes from a live 8-byte buffer to
         // an fd this set keeps open.
-        match syscall!(write(self.write_fd(i), one.as_ptr().cast(), len)) {
+        match unsafe { syscall!(write(self.write_fd(i), one.as_ptr().cast(), len)) } {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
                 e.kind(),
@@ -225,7 +225,7 @@ impl FdSet {
                 calls += 1;
                 // SAFETY: reads into a live buffer of buf.len() bytes from an
                 // fd this set keeps open.
-                match syscall!(read(r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())) {
+                match unsafe { syscall!(read(r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())) } {
                     Ok(n) if n > 0 => continue,
                     _ => break,
                 }
@@ -247,7 +247,7 @@ fn drain_fd(fd: RawFd, kind: FdKind) -> (u64, u64) {
     loop {
         calls += 1;
         // SAFETY: reads at most `want` <= buf.len() bytes into a live buffer.
-        match syscall!(read(fd, buf.as_mut_ptr().cast(), want)) {
+        match unsafe { syscall!(read(fd, buf.as_mut_ptr().cast(), want)) } {
             Ok(n) => {
                 bytes += n as u64;
                 if (n as usize) < want || kind == FdKind::Eventfd {

@@ -83,7 +83,7 @@ pub fn sleep_until_ns(deadline_ns: u64) -> u64 {
 /// sleeps to batch wake-ups; 50 us by default). One `prctl` call.
 pub fn set_timer_slack_ns(ns: u64) {
     // SAFETY: PR_SET_TIMERSLACK takes a plain integer and touches no memory.
-    let _ = syscall!(prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0));
+    let _ = unsafe { syscall!(prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0)) };
 }
 
 pub use userpoll::sys::futex_wake_all;
@@ -102,7 +102,7 @@ pub fn nofile_limit() -> io::Result<(u64, u64)> {
         rlim_max: 0,
     };
     // SAFETY: rl is a live rlimit the kernel fills.
-    syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut rl))?;
+    unsafe { syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut rl)) }?;
     Ok((rl.rlim_cur, rl.rlim_max))
 }
 
@@ -117,7 +117,7 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
         };
         // SAFETY: rl is a live rlimit; raising the soft limit up to the hard
         // one needs no privilege.
-        syscall!(setrlimit(libc::RLIMIT_NOFILE, &rl))?;
+        unsafe { syscall!(setrlimit(libc::RLIMIT_NOFILE, &rl)) }?;
     }
     Ok(hard)
 }

@@ -112,7 +112,7 @@ impl RingInstance {
         };
         self.counters.incr(Counter::EpollCtl);
         // SAFETY: epfd is open for the life of self; ev is a live epoll_event.
-        syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev)).map(drop)
+        unsafe { syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev)) }.map(drop)
     }
 
     /// One round of the driver: `epoll_wait` for up to `ms` milliseconds
@@ -123,12 +123,14 @@ impl RingInstance {
         self.counters.incr(Counter::EpollWait);
         // SAFETY: buf has room for capacity() entries; the kernel writes at
         // most that many and returns how many.
-        let r = syscall!(epoll_wait(
-            self.epfd.as_raw_fd(),
-            buf.as_mut_ptr(),
-            buf.capacity() as i32,
-            ms
-        ));
+        let r = unsafe {
+            syscall!(epoll_wait(
+                self.epfd.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.capacity() as i32,
+                ms
+            ))
+        };
         let n = match r {
             Ok(n) => n as usize,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
@@ -215,7 +217,7 @@ struct DriverThread {
 impl DriverThread {
     fn start(shared: Arc<RingInstance>) -> io::Result<DriverThread> {
         // SAFETY: plain system call with no pointers.
-        let fd = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
+        let fd = unsafe { syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)) }?;
         // SAFETY: eventfd returned a new fd that nothing else owns.
         let stopfd = unsafe { OwnedFd::from_raw_fd(fd) };
         let mut ev = libc::epoll_event {
@@ -224,12 +226,14 @@ impl DriverThread {
         };
         shared.counters.incr(Counter::EpollCtl);
         // SAFETY: both fds are open; ev is a live epoll_event.
-        syscall!(epoll_ctl(
-            shared.epfd.as_raw_fd(),
-            libc::EPOLL_CTL_ADD,
-            stopfd.as_raw_fd(),
-            &mut ev
-        ))?;
+        unsafe {
+            syscall!(epoll_ctl(
+                shared.epfd.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                stopfd.as_raw_fd(),
+                &mut ev
+            ))
+        }?;
         let batch = shared.ring.capacity().min(DRIVER_BATCH) + 1;
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new()
@@ -282,7 +286,7 @@ impl Drop for DriverThread {
         let one = 1u64.to_ne_bytes();
         self.shared.counters.incr(Counter::OtherSyscall);
         // SAFETY: writes 8 bytes from a live buffer to our open eventfd.
-        let _ = syscall!(write(self.stopfd.as_raw_fd(), one.as_ptr().cast(), 8));
+        let _ = unsafe { syscall!(write(self.stopfd.as_raw_fd(), one.as_ptr().cast(), 8)) };
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -320,7 +324,7 @@ impl EpollRing {
         let ring = Ring::new(capacity)?;
         let table = Table::with_capacity(capacity)?;
         // SAFETY: plain system call with no pointers.
-        let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        let fd = unsafe { syscall!(epoll_create1(libc::EPOLL_CLOEXEC)) }?;
         // SAFETY: epoll_create1 returned a new fd that nothing else owns.
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
         let shared = Arc::new(RingInstance {

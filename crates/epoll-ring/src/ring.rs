@@ -691,7 +691,7 @@ mod mmap {
             };
             // As in the series: the mapping is not inherited by fork.
             // SAFETY: the range is exactly the mapping made above.
-            userpoll::syscall!(madvise(p, len, libc::MADV_DONTFORK))?;
+            unsafe { userpoll::syscall!(madvise(p, len, libc::MADV_DONTFORK)) }?;
             Ok(mem)
         }
 

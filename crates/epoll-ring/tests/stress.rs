@@ -123,8 +123,14 @@ fn stress(mode: DriverMode) {
                     let fresh = fds::eventfd().unwrap();
                     // SAFETY: dup3 onto the number e.fd owns; it stays
                     // owned by e.fd, now naming the fresh file.
-                    userpoll::syscall!(dup3(fresh.as_raw_fd(), e.fd.as_raw_fd(), libc::O_CLOEXEC))
-                        .unwrap();
+                    unsafe {
+                        userpoll::syscall!(dup3(
+                            fresh.as_raw_fd(),
+                            e.fd.as_raw_fd(),
+                            libc::O_CLOEXEC
+                        ))
+                    }
+                    .unwrap();
                     drop(fresh);
                     reused += 1;
                     ctl.add(e.fd.as_fd(), Interest::READABLE, next).unwrap();

@@ -14,7 +14,7 @@ use userpoll::syscall;
 pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     let listener = TcpListener::bind(addr)?;
     // SAFETY: plain system call on an open socket.
-    syscall!(listen(listener.as_raw_fd(), backlog))?;
+    unsafe { syscall!(listen(listener.as_raw_fd(), backlog)) }?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
@@ -24,12 +24,14 @@ pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
 pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
     // SAFETY: null address pointers are allowed: the peer is not asked for.
-    let fd = syscall!(accept4(
-        listener.as_raw_fd(),
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-        flags
-    ))?;
+    let fd = unsafe {
+        syscall!(accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            flags
+        ))
+    }?;
     // SAFETY: accept4 returned a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -40,12 +42,14 @@ pub fn recv_spare(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
     let spare = buf.spare_capacity_mut();
     // SAFETY: spare is live and writable for its length; the kernel writes
     // at most that many bytes.
-    let n = syscall!(recv(
-        fd.as_raw_fd(),
-        spare.as_mut_ptr().cast(),
-        spare.len(),
-        0
-    ))? as usize;
+    let n = unsafe {
+        syscall!(recv(
+            fd.as_raw_fd(),
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+            0
+        ))
+    }? as usize;
     // SAFETY: the kernel initialised the first n bytes of the spare room.
     unsafe { buf.set_len(buf.len() + n) };
     Ok(n)
@@ -54,12 +58,14 @@ pub fn recv_spare(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
 /// One `send` of `buf` without SIGPIPE (a peer that reset gives EPIPE).
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: buf is live for its length.
-    let n = syscall!(send(
-        fd.as_raw_fd(),
-        buf.as_ptr().cast(),
-        buf.len(),
-        libc::MSG_NOSIGNAL
-    ))?;
+    let n = unsafe {
+        syscall!(send(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL
+        ))
+    }?;
     Ok(n as usize)
 }
 
@@ -85,7 +91,7 @@ pub fn signalfd() -> io::Result<OwnedFd> {
         return Err(io::Error::from_raw_os_error(r));
     }
     // SAFETY: set is live; -1 asks for a new fd.
-    let fd = syscall!(signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC))?;
+    let fd = unsafe { syscall!(signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)) }?;
     // SAFETY: a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -97,11 +103,13 @@ pub fn read_signal(fd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
     let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
     let len = std::mem::size_of::<libc::signalfd_siginfo>();
     // SAFETY: info is live and writable for len bytes.
-    match syscall!(read(
-        fd.as_raw_fd(),
-        (&mut info as *mut libc::signalfd_siginfo).cast(),
-        len
-    )) {
+    match unsafe {
+        syscall!(read(
+            fd.as_raw_fd(),
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            len
+        ))
+    } {
         Ok(_) => Ok(Some(info.ssi_signo as i32)),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
         Err(e) => Err(e),

@@ -293,7 +293,7 @@ fn fstat(fd: RawFd, name: RawFd, c: &Counters) -> io::Result<libc::stat> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `st` is live and large enough for the kernel's stat; on
     // success the kernel wrote all of it.
-    match syscall!(fstat(fd, st.as_mut_ptr())) {
+    match unsafe { syscall!(fstat(fd, st.as_mut_ptr())) } {
         // SAFETY: fstat succeeded, so `st` is initialised.
         Ok(_) => Ok(unsafe { st.assume_init() }),
         Err(e) if e.raw_os_error() == Some(libc::EBADF) => Err(refused_file(name, Refused::Closed)),
@@ -309,7 +309,7 @@ fn fstat(fd: RawFd, name: RawFd, c: &Counters) -> io::Result<libc::stat> {
 fn epoll_accepts(fd: RawFd, name: RawFd, c: &Counters) -> io::Result<()> {
     c.add(Counter::OtherSyscall, 3);
     // SAFETY: plain system call with no pointers.
-    let ep = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+    let ep = unsafe { syscall!(epoll_create1(libc::EPOLL_CLOEXEC)) }?;
     // SAFETY: epoll_create1 returned a new fd that nothing else owns; the
     // OwnedFd closes it (the third system call).
     let ep = unsafe { OwnedFd::from_raw_fd(ep) };
@@ -318,7 +318,7 @@ fn epoll_accepts(fd: RawFd, name: RawFd, c: &Counters) -> io::Result<()> {
         u64: 0,
     };
     // SAFETY: `ev` is live for the call; the kernel only reads it.
-    match syscall!(epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev)) {
+    match unsafe { syscall!(epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev)) } {
         Ok(_) => Ok(()),
         Err(e) => match e.raw_os_error() {
             Some(libc::EPERM) => Err(error(
@@ -366,7 +366,7 @@ fn check_file(
     }
     c.incr(Counter::OtherSyscall);
     // SAFETY: plain system call with no pointers.
-    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    let flags = unsafe { syscall!(fcntl(fd, libc::F_GETFL)) }?;
     if flags & libc::O_PATH != 0 {
         return Err(refused_file(name, Refused::Path));
     }
@@ -394,7 +394,7 @@ fn explain_refused(fd: RawFd, e: io::Error, c: &Counters) -> io::Error {
     }
     c.incr(Counter::OtherSyscall);
     // SAFETY: plain system call with no pointers.
-    match syscall!(fcntl(fd, libc::F_GETFL)) {
+    match unsafe { syscall!(fcntl(fd, libc::F_GETFL)) } {
         Err(_) => refused_file(fd, Refused::Closed),
         Ok(flags) if flags & libc::O_PATH != 0 => refused_file(fd, Refused::Path),
         Ok(_) => refused_file(fd, Refused::Uring),
@@ -433,10 +433,10 @@ impl UringShared {
         if wake {
             let one = 1u64.to_ne_bytes();
             self.counters.incr(Counter::OtherSyscall);
-            // SAFETY: writes 8 bytes from a live buffer to our own eventfd.
             // EAGAIN (counter at its maximum) still leaves it readable, so
             // the owner is woken either way; nothing to handle.
-            let _ = syscall!(write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8));
+            // SAFETY: writes 8 bytes from a live buffer to our own eventfd.
+            let _ = unsafe { syscall!(write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8)) };
         }
     }
 }
@@ -1437,7 +1437,7 @@ impl Builder {
             .min(cq_wanted);
         let ring = new_ring(self.profile, sq_wanted, cq_wanted, capacity)?;
         // SAFETY: plain system call with no pointers.
-        let wake = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
+        let wake = unsafe { syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)) }?;
         // SAFETY: eventfd returned a new fd that nothing else owns.
         let wake = unsafe { OwnedFd::from_raw_fd(wake) };
         let wake_fd = wake.as_raw_fd();

@@ -58,7 +58,7 @@ impl EpollInstance {
         };
         self.counters.incr(Counter::EpollCtl);
         // SAFETY: epfd is open for the life of self; ev is a live epoll_event.
-        syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev)).map(drop)
+        unsafe { syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev)) }.map(drop)
     }
 }
 
@@ -82,7 +82,7 @@ impl Reference {
     pub fn new(capacity: usize) -> io::Result<Reference> {
         let table = Table::with_capacity(capacity)?;
         // SAFETY: plain system call with no pointers.
-        let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        let fd = unsafe { syscall!(epoll_create1(libc::EPOLL_CLOEXEC)) }?;
         // SAFETY: epoll_create1 returned a new fd that nothing else owns.
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Reference {
@@ -183,12 +183,14 @@ impl Poller for Reference {
             inner.counters.incr(Counter::EpollWait);
             // SAFETY: buf has capacity for `max` entries; the kernel writes
             // at most `max` and returns how many.
-            let r = syscall!(epoll_wait(
-                inner.epfd.as_raw_fd(),
-                self.buf.as_mut_ptr(),
-                max as i32,
-                ms
-            ));
+            let r = unsafe {
+                syscall!(epoll_wait(
+                    inner.epfd.as_raw_fd(),
+                    self.buf.as_mut_ptr(),
+                    max as i32,
+                    ms
+                ))
+            };
             let n = match r {
                 Ok(n) => n as usize,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -9,15 +9,19 @@ use std::time::{Duration, Instant};
 /// Calls a libc function and turns `-1` into the thread's `errno` as an
 /// `io::Error`, the way mio's `syscall!` does.
 ///
-/// The call is made inside `unsafe`; the caller's `// SAFETY:` comment goes
-/// above the macro use: the arguments are evaluated inside the `unsafe`
-/// block, as in mio, so keep them plain values and pointers.
+/// It is as unsafe as the call it makes, so it may only be used inside an
+/// `unsafe` block, under the caller's `// SAFETY:` comment:
+/// `let fd = unsafe { syscall!(eventfd(0, 0)) }?;`. (It once wrapped the
+/// call in `unsafe` itself, which let safe code make any libc call.)
+///
+/// ```compile_fail
+/// // Outside `unsafe` it does not compile.
+/// let _ = userpoll::syscall!(close(-1));
+/// ```
 #[macro_export]
 macro_rules! syscall {
     ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
-        // SAFETY: the caller's SAFETY comment, at the macro use, covers this call.
-        #[allow(unused_unsafe, clippy::undocumented_unsafe_blocks, clippy::macro_metavars_in_unsafe)]
-        let res = unsafe { libc::$fn($($arg, )*) };
+        let res = libc::$fn($($arg, )*);
         if res == -1 {
             Err(std::io::Error::last_os_error())
         } else {
@@ -87,7 +91,8 @@ pub fn errno_name(errno: i32) -> &'static str {
 /// asynchronously (an io_uring CQE) call this before changing any state.
 pub fn check_fd(fd: BorrowedFd<'_>) -> io::Result<()> {
     let raw: RawFd = std::os::fd::AsRawFd::as_raw_fd(&fd);
-    match syscall!(fcntl(raw, libc::F_GETFD)) {
+    // SAFETY: F_GETFD only reads the fd table.
+    match unsafe { syscall!(fcntl(raw, libc::F_GETFD)) } {
         Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EBADF) => Err(error(
             libc::EBADF,
@@ -134,13 +139,15 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) ->
         .map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: word is a live, aligned u32 for the whole call (the caller
     // holds a reference); tsp is null or points to a live timespec.
-    let r = syscall!(syscall(
-        libc::SYS_futex,
-        word.as_ptr(),
-        libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-        expected,
-        tsp
-    ));
+    let r = unsafe {
+        syscall!(syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            tsp
+        ))
+    };
     match r {
         Ok(_) => Ok(()),
         Err(e)
@@ -159,18 +166,20 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) ->
 /// `futex(FUTEX_WAKE_PRIVATE)`.
 pub fn futex_wake_all(word: &AtomicU32) {
     // SAFETY: word is a live, aligned u32; FUTEX_WAKE only reads its address.
-    let _ = syscall!(syscall(
-        libc::SYS_futex,
-        word.as_ptr(),
-        libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-        i32::MAX
-    ));
+    let _ = unsafe {
+        syscall!(syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX
+        ))
+    };
 }
 
 /// A new non-blocking, close-on-exec eventfd with counter 0.
 pub fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: plain system call with no pointers.
-    let fd = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
+    let fd = unsafe { syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)) }?;
     // SAFETY: a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -179,7 +188,7 @@ pub fn eventfd() -> io::Result<OwnedFd> {
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: fds is a live array of two ints.
-    syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
+    unsafe { syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC)) }?;
     // SAFETY: two new fds that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -189,7 +198,7 @@ pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
     // SAFETY: fds is a live array of two ints.
-    syscall!(socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()))?;
+    unsafe { syscall!(socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr())) }?;
     // SAFETY: two new fds that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }

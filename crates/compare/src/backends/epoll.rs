@@ -53,7 +53,7 @@ impl Epoll {
     /// A new epoll instance; `capacity` only sizes nothing here (epoll grows).
     pub fn new(mode: Mode, _capacity: usize) -> io::Result<Epoll> {
         // SAFETY: plain system call with no pointers.
-        let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        let fd = unsafe { syscall!(epoll_create1(libc::EPOLL_CLOEXEC)) }?;
         Ok(Epoll {
             inner: Arc::new(EpollShared {
                 // SAFETY: epoll_create1 returned a new fd that nothing else owns.
@@ -81,7 +81,7 @@ impl Epoll {
         };
         self.inner.counters.incr(Counter::EpollCtl);
         // SAFETY: epfd is open for the life of self; ev is a live epoll_event.
-        syscall!(epoll_ctl(self.inner.epfd.as_raw_fd(), op, fd, &mut ev)).map(drop)
+        unsafe { syscall!(epoll_ctl(self.inner.epfd.as_raw_fd(), op, fd, &mut ev)) }.map(drop)
     }
 }
 
@@ -102,12 +102,14 @@ impl Backend for Epoll {
         self.inner.counters.incr(Counter::EpollWait);
         // SAFETY: buf has capacity for BATCH entries; the kernel writes at
         // most BATCH and returns how many.
-        let n = match syscall!(epoll_wait(
-            self.inner.epfd.as_raw_fd(),
-            self.buf.as_mut_ptr(),
-            BATCH as i32,
-            timeout_ms(timeout)
-        )) {
+        let n = match unsafe {
+            syscall!(epoll_wait(
+                self.inner.epfd.as_raw_fd(),
+                self.buf.as_mut_ptr(),
+                BATCH as i32,
+                timeout_ms(timeout)
+            ))
+        } {
             Ok(n) => n as usize,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
             Err(e) => return Err(e),

@@ -14,7 +14,7 @@ pub fn fire(efd: BorrowedFd<'_>) -> io::Result<()> {
 /// Writes all of `buf` to `fd` with one `write`.
 pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
     // SAFETY: buf is live for its length.
-    let n = syscall!(write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()))?;
+    let n = unsafe { syscall!(write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len())) }?;
     assert_eq!(n as usize, buf.len(), "short write");
     Ok(())
 }
@@ -25,7 +25,7 @@ pub fn drain(fd: BorrowedFd<'_>) -> io::Result<usize> {
     let mut total = 0;
     loop {
         // SAFETY: buf is live and writable for its length.
-        match syscall!(read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())) {
+        match unsafe { syscall!(read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())) } {
             Ok(0) => return Ok(total),
             Ok(n) => total += n as usize,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
@@ -37,7 +37,7 @@ pub fn drain(fd: BorrowedFd<'_>) -> io::Result<usize> {
 /// `shutdown(fd, SHUT_WR)`: the peer sees read hang-up.
 pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: plain system call with no pointers.
-    syscall!(shutdown(fd.as_raw_fd(), libc::SHUT_WR)).map(drop)
+    unsafe { syscall!(shutdown(fd.as_raw_fd(), libc::SHUT_WR)) }.map(drop)
 }
 
 /// An fd number that is not open, near the top of RLIMIT_NOFILE, so no
@@ -48,7 +48,7 @@ pub fn unused_fd_number() -> i32 {
         rlim_max: 0,
     };
     // SAFETY: rl is a live rlimit.
-    crate::syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut rl)).expect("getrlimit");
+    unsafe { crate::syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut rl)) }.expect("getrlimit");
     let top = (rl.rlim_cur.min(1 << 20) as i32) - 1;
     (top - 64..=top)
         .rev()

@@ -270,7 +270,7 @@ struct Kind {
 fn open(path: &str, flags: i32) -> OwnedFd {
     let c = std::ffi::CString::new(path).unwrap();
     // SAFETY: c is a live NUL-terminated path.
-    let fd = syscall!(open(c.as_ptr(), flags | libc::O_CLOEXEC)).expect(path);
+    let fd = unsafe { syscall!(open(c.as_ptr(), flags | libc::O_CLOEXEC)) }.expect(path);
     // SAFETY: a new fd that nothing else owns.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
@@ -332,11 +332,13 @@ fn tempfile() -> OwnedFd {
     let dir = std::env::temp_dir();
     let c = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
     // SAFETY: c is a live NUL-terminated path.
-    let fd = syscall!(open(
-        c.as_ptr(),
-        libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
-        0o600
-    ))
+    let fd = unsafe {
+        syscall!(open(
+            c.as_ptr(),
+            libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+            0o600
+        ))
+    }
     .expect("O_TMPFILE in the temp dir");
     // SAFETY: a new fd that nothing else owns.
     unsafe { OwnedFd::from_raw_fd(fd) }

@@ -33,7 +33,8 @@ pub fn s13_closing_a_registered_fd<P: Poller>(new: &dyn Fn(usize) -> io::Result<
         b
     } else {
         // SAFETY: dup3 onto `num`, which is closed; the result is owned here.
-        let r = crate::syscall!(dup3(b.as_raw_fd(), num, libc::O_CLOEXEC)).expect("dup3");
+        let r =
+            unsafe { crate::syscall!(dup3(b.as_raw_fd(), num, libc::O_CLOEXEC)) }.expect("dup3");
         // SAFETY: r == num is a new fd nothing else owns.
         unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(r) }
     };

@@ -342,7 +342,7 @@ fn reuse(fx: &mut [Fixture], s: usize) {
     let new = Fixture::new(s);
     let num = fx[s].fd.as_raw_fd();
     // SAFETY: both fds are open; dup3 replaces `num` atomically.
-    syscall!(dup3(new.fd.as_raw_fd(), num, libc::O_CLOEXEC)).expect("dup3");
+    unsafe { syscall!(dup3(new.fd.as_raw_fd(), num, libc::O_CLOEXEC)) }.expect("dup3");
     let old = std::mem::replace(
         &mut fx[s],
         Fixture {
