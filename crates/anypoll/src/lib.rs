@@ -251,6 +251,14 @@ impl Control for AnyControl {
             AnyControl::UringPoll(c) => c.delete(fd),
         }
     }
+
+    fn wake(&self) -> io::Result<()> {
+        match self {
+            AnyControl::Reference(c) => c.wake(),
+            AnyControl::EpollRing(c) => c.wake(),
+            AnyControl::UringPoll(c) => c.wake(),
+        }
+    }
 }
 
 impl Poller for AnyPoller {

@@ -21,6 +21,8 @@
 //!   [`Table`] and the ring's capacity limit. S10: the index ring cannot
 //!   overflow and epoll keeps each fd on its ready list at most once.
 //! - S11: `epoll_ctl` from any thread wakes the driver's `epoll_wait`.
+//!   [`Control::wake`] bumps the consumers' futex (driver thread mode) or
+//!   writes an edge-triggered eventfd in the epoll set (inline mode).
 //! - S13: closing a registered fd removes it from the kernel's epoll set
 //!   (once the last descriptor of that file is closed); the table keeps the
 //!   number until `delete`, so `add` of the number gives EEXIST until then.
@@ -54,6 +56,8 @@ use crate::ring::{Publish, Ring};
 /// Epoll data of the driver's stop eventfd; never a registration key
 /// (slots are below 65536).
 const STOP_KEY: u64 = u64::MAX;
+/// Epoll data of the inline mode's wake-up eventfd.
+const WAKE_KEY: u64 = u64::MAX - 1;
 /// How many times a consumer checks an empty ring before it parks.
 pub const SPINS_BEFORE_PARK: u64 = 256;
 /// Most events one `epoll_wait` of the driver returns.
@@ -94,6 +98,12 @@ struct RingInstance {
     /// Set when the driver thread's `epoll_wait` fails for good.
     failed: OnceLock<(i32, String)>,
     process: ForkCheck,
+    /// A wake ([`Control::wake`]) not yet seen by a `wait`.
+    woken: AtomicBool,
+    /// Inline mode: in the epoll set with [`WAKE_KEY`], edge-triggered, so
+    /// a wake ends a consumer's `epoll_wait`. (A driver thread's consumers
+    /// park on the futex, which a wake bumps instead.)
+    wakefd: Option<OwnedFd>,
 }
 
 impl RingInstance {
@@ -144,6 +154,9 @@ impl RingInstance {
             let (key, bits) = (ev.u64, ev.events);
             if key == STOP_KEY {
                 stop = true;
+                continue;
+            }
+            if key == WAKE_KEY {
                 continue;
             }
             match self.ring.publish(key as u32, (key >> 32) as u32, bits) {
@@ -323,6 +336,10 @@ impl EpollRing {
     pub fn with_mode(capacity: usize, mode: DriverMode) -> io::Result<EpollRing> {
         let ring = Ring::new(capacity)?;
         let table = Table::with_capacity(capacity)?;
+        let wakefd = match mode {
+            DriverMode::Inline => Some(userpoll::sys::eventfd()?),
+            _ => None,
+        };
         // SAFETY: plain system call with no pointers.
         let fd = unsafe { syscall!(epoll_create1(libc::EPOLL_CLOEXEC)) }?;
         // SAFETY: epoll_create1 returned a new fd that nothing else owns.
@@ -336,7 +353,25 @@ impl EpollRing {
             stopping: AtomicBool::new(false),
             failed: OnceLock::new(),
             process: ForkCheck::new(),
+            woken: AtomicBool::new(false),
+            wakefd,
         });
+        if let Some(fd) = &shared.wakefd {
+            let mut ev = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+                u64: WAKE_KEY,
+            };
+            shared.counters.incr(Counter::EpollCtl);
+            // SAFETY: both fds are open; ev is a live epoll_event.
+            unsafe {
+                syscall!(epoll_ctl(
+                    shared.epfd.as_raw_fd(),
+                    libc::EPOLL_CTL_ADD,
+                    fd.as_raw_fd(),
+                    &mut ev
+                ))
+            }?;
+        }
         let driver = match mode {
             DriverMode::Thread => Some(Arc::new(DriverThread::start(shared.clone())?)),
             DriverMode::Inline => None,
@@ -391,6 +426,9 @@ impl EpollRing {
             if n > 0 {
                 return Ok(n);
             }
+            if shared.woken.swap(false, Ordering::AcqRel) {
+                return Ok(0);
+            }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 return Ok(0);
@@ -418,7 +456,9 @@ impl EpollRing {
             shared.park.waiters.fetch_add(1, Ordering::SeqCst);
             let seq = shared.park.seq.load(Ordering::SeqCst);
             let parked = match shared.ring.pending() {
-                Ok(0) if shared.failed.get().is_none() => {
+                // A wake stores `woken` before it bumps `seq`: either it is
+                // seen here, or the bump ends the futex wait.
+                Ok(0) if shared.failed.get().is_none() && !shared.woken.load(Ordering::SeqCst) => {
                     shared.counters.incr(Counter::FutexWait);
                     futex_wait(&shared.park.seq, seq, left)
                 }
@@ -437,10 +477,16 @@ impl EpollRing {
             if n > 0 {
                 return Ok(n);
             }
+            if shared.woken.swap(false, Ordering::AcqRel) {
+                return Ok(0);
+            }
             shared.drive(&mut self.buf, timeout_ms(deadline))?;
             let n = shared.take(events)?;
             if n > 0 {
                 return Ok(n);
+            }
+            if shared.woken.swap(false, Ordering::AcqRel) {
+                return Ok(0);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(0);
@@ -524,6 +570,25 @@ impl Control for RingControl {
         s.ring.retire(slot)?;
         table.remove(raw)?;
         s.counters.incr(Counter::ControlOps);
+        Ok(())
+    }
+    fn wake(&self) -> io::Result<()> {
+        let s = &*self.shared;
+        s.process.check()?;
+        s.woken.store(true, Ordering::SeqCst);
+        // Parked consumers (driver thread mode): the futex.
+        s.wake();
+        // A consumer in epoll_wait (inline mode): one more edge.
+        if let Some(fd) = &s.wakefd {
+            let one = 1u64.to_ne_bytes();
+            s.counters.incr(Counter::OtherSyscall);
+            // SAFETY: writes 8 bytes from a live buffer to our own eventfd.
+            match unsafe { syscall!(write(fd.as_raw_fd(), one.as_ptr().cast(), 8)) } {
+                // EAGAIN: the counter is full, so the fd is readable anyway.
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+                _ => {}
+            }
+        }
         Ok(())
     }
 }

@@ -200,6 +200,8 @@ struct Registry {
     /// The owner is (about to be) blocked in `io_uring_enter`; the next
     /// control call must wake it.
     waiting: bool,
+    /// A wake ([`Control::wake`]) not yet seen by a `wait`.
+    woken: bool,
     /// The poller is gone; control calls only keep the table.
     closed: bool,
     /// The ring, for fixed-file updates from control calls. Valid while
@@ -431,13 +433,19 @@ impl UringShared {
         drop(g);
         self.counters.incr(Counter::ControlOps);
         if wake {
-            let one = 1u64.to_ne_bytes();
-            self.counters.incr(Counter::OtherSyscall);
-            // EAGAIN (counter at its maximum) still leaves it readable, so
-            // the owner is woken either way; nothing to handle.
-            // SAFETY: writes 8 bytes from a live buffer to our own eventfd.
-            let _ = unsafe { syscall!(write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8)) };
+            self.write_wake_fd();
         }
+    }
+
+    /// Wakes the owner blocked in `io_uring_enter`: one `write` to the
+    /// eventfd the ring polls.
+    fn write_wake_fd(&self) {
+        let one = 1u64.to_ne_bytes();
+        self.counters.incr(Counter::OtherSyscall);
+        // EAGAIN (counter at its maximum) still leaves it readable, so
+        // the owner is woken either way; nothing to handle.
+        // SAFETY: writes 8 bytes from a live buffer to our own eventfd.
+        let _ = unsafe { syscall!(write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8)) };
     }
 }
 
@@ -636,6 +644,19 @@ impl Control for UringControl {
             }
         }
         self.inner.finish(g);
+        Ok(())
+    }
+
+    fn wake(&self) -> io::Result<()> {
+        self.inner.process.check()?;
+        let mut g = self.inner.lock();
+        g.woken = true;
+        // Writes the ring's wake-up eventfd only if the owner is blocked.
+        let wake = std::mem::replace(&mut g.waiting, false);
+        drop(g);
+        if wake {
+            self.inner.write_wake_fd();
+        }
         Ok(())
     }
 }
@@ -1448,6 +1469,7 @@ impl Builder {
                 table: Table::with_capacity(capacity)?,
                 pending: Ops::new(capacity),
                 waiting: false,
+                woken: false,
                 closed: false,
                 ring_fd: ring.as_raw_fd(),
                 enabled_on: None,
@@ -1599,6 +1621,10 @@ impl Poller for UringPoll {
                 }
                 owner.harvest(&mut g, c)?;
                 owner.emit(&mut g, events, c);
+                // A wake ends this wait, with or without events.
+                if std::mem::replace(&mut g.woken, false) {
+                    break;
+                }
             }
             if !events.is_empty() {
                 break;
@@ -1625,6 +1651,9 @@ impl Poller for UringPoll {
             {
                 let mut g = inner.lock();
                 owner.drain_pending(&mut g, c);
+                if std::mem::replace(&mut g.woken, false) {
+                    break;
+                }
                 g.waiting = true;
             }
             if let Err(e) = owner.enter_wait(left, c) {

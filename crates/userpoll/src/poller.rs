@@ -30,6 +30,14 @@ pub trait Control: Clone + Send + Sync + 'static {
     /// returned once this returns, even one the kernel had queued (S5).
     /// ENOENT when `fd` is not registered.
     fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()>;
+
+    /// Wakes the poller: a [`Poller::wait`] blocked now returns, with the
+    /// events ready by then or with none (`Ok(0)`); if none is blocked, the
+    /// next `wait` returns at once. Several wakes before a `wait` make one
+    /// return. A wake is never an event: it carries no data and is not
+    /// counted in events delivered. Like `mio::Waker::wake` and
+    /// `polling::Poller::notify`; callable from any thread.
+    fn wake(&self) -> io::Result<()>;
 }
 
 /// The consuming side of a poller: takes events. `Send`, not `Sync`: one
@@ -48,8 +56,9 @@ pub trait Poller: Send {
     }
 
     /// Like [`Poller::poll`], but when nothing is ready blocks until an
-    /// event arrives or `timeout` passes (`None`: no limit). Returns at once
-    /// when events are pending, and `Ok(0)` on timeout (S12).
+    /// event arrives, [`Control::wake`] is called, or `timeout` passes
+    /// (`None`: no limit). Returns at once when events are pending, and
+    /// `Ok(0)` on timeout or wake (S12).
     fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize>;
 
     /// The maximum number of registrations, fixed at creation (S8).

@@ -13,6 +13,8 @@
 //!   is dropped and counted in [`Counter::StaleDropped`].
 //! - S7: `EPOLLONESHOT`. S8, S9: the [`Table`].
 //! - S11: `epoll_ctl` works from any thread and wakes `epoll_wait`.
+//!   [`Control::wake`] writes an eventfd kept in the epoll set
+//!   (edge-triggered, never read: each write is one more edge).
 //! - S13: closing a registered fd removes it from the kernel's epoll set;
 //!   the table keeps the fd number until `delete` (which then succeeds),
 //!   and `add` of that number fails with EEXIST until then.
@@ -25,6 +27,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -39,7 +42,17 @@ struct EpollInstance {
     table: Mutex<Table<()>>,
     counters: Counters,
     process: ForkCheck,
+    /// In the epoll set with [`WAKE`] as data, edge-triggered: each write
+    /// of [`Control::wake`] is one more edge, so a blocked `epoll_wait`
+    /// returns.
+    wakefd: OwnedFd,
+    /// A wake not yet seen by a `wait`.
+    woken: AtomicBool,
 }
+
+/// The epoll data of the wake-up eventfd; never a table key (slots are
+/// below 2^32 - 1).
+const WAKE: u64 = u64::MAX;
 
 impl EpollInstance {
     /// The table, locked; EPERM in a forked child (the epoll instance is
@@ -85,6 +98,20 @@ impl Reference {
         let fd = unsafe { syscall!(epoll_create1(libc::EPOLL_CLOEXEC)) }?;
         // SAFETY: epoll_create1 returned a new fd that nothing else owns.
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let wakefd = crate::sys::eventfd()?;
+        let mut ev = libc::epoll_event {
+            events: crate::bits::IN | crate::bits::ET,
+            u64: WAKE,
+        };
+        // SAFETY: both fds are open; ev is a live epoll_event.
+        unsafe {
+            syscall!(epoll_ctl(
+                epfd.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                wakefd.as_raw_fd(),
+                &mut ev
+            ))
+        }?;
         Ok(Reference {
             control: ReferenceControl {
                 inner: Arc::new(EpollInstance {
@@ -92,6 +119,8 @@ impl Reference {
                     table: Mutex::new(table),
                     counters: Counters::new(),
                     process: ForkCheck::new(),
+                    wakefd,
+                    woken: AtomicBool::new(false),
                 }),
             },
             buf: Vec::with_capacity(capacity.min(1024)),
@@ -160,6 +189,20 @@ impl Control for ReferenceControl {
         self.inner.counters.incr(Counter::ControlOps);
         Ok(())
     }
+
+    fn wake(&self) -> io::Result<()> {
+        let inner = &*self.inner;
+        inner.process.check()?;
+        inner.woken.store(true, Ordering::Release);
+        inner.counters.incr(Counter::OtherSyscall);
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to our own eventfd.
+        match unsafe { syscall!(write(inner.wakefd.as_raw_fd(), one.as_ptr().cast(), 8)) } {
+            // EAGAIN: the counter is full, so the fd is readable anyway.
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Poller for Reference {
@@ -201,6 +244,9 @@ impl Poller for Reference {
             let table = inner.table()?;
             let mut stale = 0;
             for ev in self.buf.drain(..) {
+                if ev.u64 == WAKE {
+                    continue;
+                }
                 match table.get(Key::from_u64(ev.u64)) {
                     Some(reg) => {
                         let ready = ev.events & reg.interest.mask();
@@ -212,9 +258,10 @@ impl Poller for Reference {
             drop(table);
             inner.counters.add(Counter::StaleDropped, stale);
             // Only stale events (deleted or modified meanwhile) are no
-            // answer to a wait with time left (S12: `wait(None)` never
-            // returns 0): wait again.
-            if !events.is_empty() || zero || ms == 0 {
+            // answer to a wait with time left (S12: `wait(None)` returns 0
+            // only after a wake): wait again.
+            let woken = inner.woken.swap(false, Ordering::AcqRel);
+            if !events.is_empty() || woken || zero || ms == 0 {
                 break;
             }
         }

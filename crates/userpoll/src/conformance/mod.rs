@@ -65,7 +65,7 @@ pub use registration::{
     s09_errors_change_nothing,
 };
 pub use take::s12_non_blocking_take;
-pub use threads::s11_control_from_any_thread;
+pub use threads::{s11_control_from_any_thread, s12_wake_ends_a_blocked_wait};
 
 /// How long a test waits for an event the contract promises.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -127,6 +127,7 @@ macro_rules! conformance_tests {
             s10_no_loss_under_bursts,
             s11_control_from_any_thread,
             s12_non_blocking_take,
+            s12_wake_ends_a_blocked_wait,
             s13_closing_a_registered_fd,
             s14_clean_drop,
             s08_capacity_edges_are_errors,

@@ -2,12 +2,13 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::fds;
-use super::{setup, QUIET};
+use super::{setup, PATIENCE, QUIET};
 use crate::{Control, Event, Interest, Poller};
 
 /// S11: `add`, `modify` and `delete` from another thread take effect while
@@ -115,4 +116,72 @@ pub fn s11_control_from_any_thread<P: Poller>(new: &dyn Fn(usize) -> io::Result<
         evs.is_empty(),
         "events for registrations all deleted: {evs:?}"
     );
+}
+
+/// S11, S12: [`Control::wake`] from another thread ends a `wait(None)`
+/// blocked on the poller, with no events; a wake made while nobody waits
+/// ends the next `wait` at once; a wake with an event pending returns the
+/// event; and a wake is never an event itself (many wakes while the owner
+/// takes deliver nothing and count no event).
+pub fn s12_wake_ends_a_blocked_wait<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
+    let mut h = setup!("s12", new, 4);
+    let efd = fds::eventfd().unwrap();
+    h.control().add(efd.as_fd(), Interest::READABLE, 1).unwrap();
+    h.poll();
+    // Blocked (for PATIENCE, standing in for no limit, so that a broken
+    // wake fails instead of hanging), woken from another thread.
+    let ctl = h.control().clone();
+    let waker = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(50));
+        ctl.wake().unwrap();
+    });
+    let t = Instant::now();
+    let evs = h.wait(Some(PATIENCE));
+    waker.join().unwrap();
+    assert!(
+        t.elapsed() < PATIENCE / 2,
+        "a wake from another thread did not end a blocked wait"
+    );
+    assert!(evs.is_empty(), "a wake became events: {evs:?}");
+    // A wake before the wait: the wait returns without waiting its time.
+    h.control().wake().unwrap();
+    h.control().wake().unwrap();
+    let t = Instant::now();
+    let evs = h.wait(Some(PATIENCE));
+    assert!(
+        t.elapsed() < PATIENCE / 2,
+        "a wake made before wait did not end it"
+    );
+    assert!(evs.is_empty(), "{evs:?}");
+    // A wake with an event pending: the event comes.
+    fds::fire(efd.as_fd()).unwrap();
+    h.control().wake().unwrap();
+    let (ev, _) = h.expect(1, "fired, then woken");
+    assert!(ev.is_readable());
+    fds::drain(efd.as_fd()).unwrap();
+    h.watch(Duration::from_millis(20));
+    // Many wakes while the owner takes: no event, none counted.
+    let before = h.poller.stats();
+    let stop = Arc::new(AtomicBool::new(false));
+    let waker = {
+        let ctl = h.control().clone();
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) && n < 2000 {
+                ctl.wake().unwrap();
+                n += 1;
+            }
+        })
+    };
+    let evs = h.watch(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    waker.join().unwrap();
+    assert!(
+        evs.is_empty(),
+        "wakes became events: {:?}",
+        &evs[..evs.len().min(8)]
+    );
+    let delivered = (h.poller.stats() - before).get(crate::Counter::EventsDelivered);
+    assert_eq!(delivered, 0, "wakes were counted as events");
 }
