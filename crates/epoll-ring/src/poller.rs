@@ -310,6 +310,27 @@ impl Drop for DriverThread {
 ///
 /// Several consumers may take from one ring: [`EpollRing::consumer`] makes
 /// another one.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use std::time::Duration;
+/// use epoll_ring::{DriverMode, EpollRing};
+/// use userpoll::{sys, Control, Events, Interest, Poller};
+///
+/// # fn main() -> std::io::Result<()> {
+/// // No driver thread: a wait on an empty ring runs epoll_wait itself.
+/// let mut poller = EpollRing::with_mode(1024, DriverMode::Inline)?;
+/// let (a, b) = sys::socketpair()?;
+/// poller.control().add(a.as_fd(), Interest::READABLE, 1)?;
+/// let mut other = poller.consumer(); // a second consumer of the same ring
+/// std::io::Write::write_all(&mut std::fs::File::from(b), b"hi")?;
+/// let mut events = Events::with_capacity(64);
+/// let n = other.wait(&mut events, Some(Duration::from_secs(5)))?
+///     + poller.poll(&mut events)?;
+/// assert_eq!(n, 1, "one consumer took it, once");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct EpollRing {
     control: RingControl,

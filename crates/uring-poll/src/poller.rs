@@ -1392,6 +1392,25 @@ fn new_ring(profile: Profile, sq: u32, cq: u32, capacity: usize) -> io::Result<I
 ///
 /// Dropping it closes the ring, which cancels every poll and releases every
 /// file it held; control handles that outlive it keep only the table.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use std::time::Duration;
+/// use uring_poll::UringPoll;
+/// use userpoll::{sys, Control, Events, Interest, Poller};
+///
+/// # fn main() -> std::io::Result<()> {
+/// let Ok(mut poller) = UringPoll::new(1024) else { return Ok(()) }; // no io_uring here
+/// let efd = sys::eventfd()?;
+/// poller.control().add(efd.as_fd(), Interest::READABLE, 3)?;
+/// // From another thread: end a blocked wait.
+/// let control = poller.control().clone();
+/// std::thread::spawn(move || control.wake());
+/// let mut events = Events::with_capacity(64);
+/// poller.wait(&mut events, Some(Duration::from_secs(5)))?; // woken: returns
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct UringPoll {
     owner: Owner,
@@ -1399,6 +1418,23 @@ pub struct UringPoll {
 }
 
 /// Options for a [`UringPoll`]: profile, re-arm mode, CQ size.
+///
+/// ```
+/// use uring_poll::{Profile, UringPoll};
+/// use userpoll::Poller;
+///
+/// # fn main() -> std::io::Result<()> {
+/// let built = UringPoll::builder()
+///     .profile(Profile::Coop)   // 5.19+; Profile::Defer needs 6.1
+///     .cq_entries(4096)         // else 2 x capacity + 64
+///     .build(1024);
+/// match built {
+///     Ok(p) => assert_eq!(p.capacity(), 1024),
+///     Err(e) => eprintln!("no coop ring here: {e}"), // says which flags
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Builder {
     profile: Profile,

@@ -76,6 +76,25 @@ impl EpollInstance {
 }
 
 /// The reference poller. See the module documentation.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use std::time::Duration;
+/// use userpoll::{reference::Reference, sys, Control, Events, Interest, Poller};
+///
+/// # fn main() -> std::io::Result<()> {
+/// let mut poller = Reference::new(1024)?;
+/// let (rd, wr) = sys::pipe()?;
+/// poller.control().add(rd.as_fd(), Interest::READABLE, 7)?;
+/// drop(wr); // closing the write end: the reader sees hang-up
+/// let mut events = Events::with_capacity(64);
+/// poller.wait(&mut events, Some(Duration::from_secs(5)))?;
+/// let ev = events.iter().next().unwrap();
+/// assert_eq!(ev.data(), 7);
+/// assert!(ev.is_hangup());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Reference {
     control: ReferenceControl,
