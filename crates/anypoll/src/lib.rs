@@ -217,6 +217,19 @@ impl AnyPoller {
         }
     }
 
+    /// Another consumer taking from the same registrations, each event
+    /// going to one consumer, for the backends that have several
+    /// (`epoll-ring`, [`EpollRing::consumer`]); `None` for the others.
+    pub fn consumer(&self) -> Option<AnyPoller> {
+        match &self.poller {
+            Which::EpollRing(p) => Some(AnyPoller {
+                poller: Which::EpollRing(p.consumer()),
+                control: self.control.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// One line for environment reports: the backend, and for io_uring
     /// the ring as the kernel made it.
     pub fn describe(&self) -> String {

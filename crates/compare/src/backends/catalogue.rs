@@ -52,6 +52,27 @@ pub enum BackendId {
 }
 
 impl BackendId {
+    /// The library backend behind this id (the ones `compare` drives
+    /// through the contract, [`anypoll::AnyPoller`]); `None` for the raw
+    /// loops, the peers and the floor.
+    pub fn library(self) -> Option<anypoll::Backend> {
+        match self {
+            BackendId::UringPoll
+            | BackendId::UringPollCoop
+            | BackendId::UringPollDefer
+            | BackendId::UringPollSqpoll
+            | BackendId::UringPollRearm
+            | BackendId::EpollRing
+            | BackendId::EpollRingInline
+            | BackendId::Reference => Some(
+                self.as_str()
+                    .parse()
+                    .expect("compare's library ids are anypoll's"),
+            ),
+            _ => None,
+        }
+    }
+
     /// The id as written on the command line and in the JSON.
     pub fn as_str(self) -> &'static str {
         match self {

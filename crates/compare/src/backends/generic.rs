@@ -1,43 +1,35 @@
-//! Any `userpoll::Poller` as a backend: the path `reference`, `epoll-ring`
-//! and `uring-poll` take. The poller counts its own system calls.
+//! The library's backends (`reference`, `epoll-ring`, `uring-poll` in every
+//! profile) as the harness drives them: through the contract, chosen at run
+//! time by id ([`anypoll::AnyPoller`]), as a program that uses them would.
+//! The poller counts its own system calls.
 
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::time::Duration;
 
+use anypoll::AnyPoller;
 use userpoll::{Control, Events, Interest, Poller, Stats};
 
 use super::{Backend, BATCH};
 
-/// A `userpoll::Poller` driven by the harness.
+/// A library poller driven by the harness.
 #[derive(Debug)]
-pub struct Generic<P> {
-    poller: P,
+pub struct Generic {
+    poller: AnyPoller,
     events: Events,
-    /// Makes another consumer of the same poller, for pollers that have one.
-    split: Option<fn(&P) -> P>,
 }
 
-impl<P: Poller> Generic<P> {
+impl Generic {
     /// Wraps `poller`; takes up to `capacity` (at most 1024) events per wait.
-    pub fn new(poller: P, capacity: usize) -> Generic<P> {
+    pub fn new(poller: AnyPoller, capacity: usize) -> Generic {
         Generic {
             poller,
             events: Events::with_capacity(capacity.clamp(1, BATCH)),
-            split: None,
-        }
-    }
-
-    /// Wraps a poller that can hand out more consumers with `split`.
-    pub fn with_consumers(poller: P, capacity: usize, split: fn(&P) -> P) -> Generic<P> {
-        Generic {
-            split: Some(split),
-            ..Generic::new(poller, capacity)
         }
     }
 }
 
-impl<P: Poller + 'static> Backend for Generic<P> {
+impl Backend for Generic {
     fn add(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
         // SAFETY: the harness keeps every registered fd open until the
         // backend is dropped or the fd deleted.
@@ -68,11 +60,9 @@ impl<P: Poller + 'static> Backend for Generic<P> {
     }
 
     fn another_consumer(&self) -> Option<Box<dyn Backend + Send>> {
-        let split = self.split?;
         Some(Box::new(Generic {
-            poller: split(&self.poller),
+            poller: self.poller.consumer()?,
             events: Events::with_capacity(self.events.capacity()),
-            split: self.split,
         }))
     }
 }

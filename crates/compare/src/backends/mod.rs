@@ -65,20 +65,13 @@ pub fn availability(id: BackendId) -> Result<(), String> {
     if id == BackendId::UringRaw {
         return uring_raw::probe();
     }
-    let Some(options) = uring_options(id) else {
-        return Ok(());
-    };
-    let p = options.profile;
-    if p.is_supported() {
-        return Ok(());
-    }
-    // Build once more to get the cause the crate names.
-    match options.build(2) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(format!(
-            "uring-poll cannot make a {} ring here: {e}",
-            p.name()
-        )),
+    match id.library() {
+        Some(b) if !b.is_supported() => match anypoll::AnyPoller::new(b, 2) {
+            // Built once more to get the cause the crate names.
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("{b} cannot run here: {e}")),
+        },
+        _ => Ok(()),
     }
 }
 
@@ -88,46 +81,21 @@ pub fn ring_setup(id: BackendId, capacity: usize) -> Option<String> {
     if id == BackendId::UringRaw {
         return Some(uring_raw::setup_description(capacity));
     }
-    uring_options(id).map(|o| {
-        o.build(capacity)
+    let b = id.library()?;
+    matches!(b, anypoll::Backend::UringPoll { .. }).then(|| {
+        anypoll::AnyPoller::new(b, capacity)
             .map_or_else(|e| format!("unavailable: {e}"), |p| p.describe())
     })
 }
 
-/// The uring-poll options behind a `uring-poll[:variant]` id.
-#[derive(Debug, Clone, Copy)]
-struct UringOptions {
-    profile: uring_poll::Profile,
-    rearm: bool,
-}
-
-impl UringOptions {
-    fn build(self, capacity: usize) -> io::Result<uring_poll::UringPoll> {
-        uring_poll::UringPoll::builder()
-            .profile(self.profile)
-            .rearm(self.rearm)
-            .build(capacity)
-    }
-}
-
-/// The uring-poll options of a `uring-poll[:variant]` backend; `None` for
-/// the others.
-fn uring_options(id: BackendId) -> Option<UringOptions> {
-    use uring_poll::Profile;
-    let (profile, rearm) = match id {
-        BackendId::UringPoll => (Profile::Default, false),
-        BackendId::UringPollCoop => (Profile::Coop, false),
-        BackendId::UringPollDefer => (Profile::Defer, false),
-        BackendId::UringPollSqpoll => (Profile::Sqpoll, false),
-        BackendId::UringPollRearm => (Profile::Default, true),
-        _ => return None,
-    };
-    Some(UringOptions { profile, rearm })
-}
-
 /// Makes backend `id` on the calling thread (which then consumes), able to
-/// hold `capacity` registrations.
+/// hold `capacity` registrations. The library's backends go through the
+/// contract ([`anypoll::AnyPoller`]), as a program that uses them would.
 pub fn make(id: BackendId, capacity: usize) -> io::Result<Box<dyn Backend>> {
+    if let Some(b) = id.library() {
+        let poller = anypoll::AnyPoller::new(b, capacity)?;
+        return Ok(Box::new(generic::Generic::new(poller, capacity)));
+    }
     Ok(match id {
         BackendId::Floor => Box::new(floor::Floor::new(capacity)),
         BackendId::EpollLt => Box::new(epoll::Epoll::new(epoll::Mode::Level, capacity)?),
@@ -136,28 +104,7 @@ pub fn make(id: BackendId, capacity: usize) -> io::Result<Box<dyn Backend>> {
         BackendId::UringRaw => Box::new(uring_raw::UringRaw::new(capacity)?),
         BackendId::Mio => Box::new(peers::Mio::new()?),
         BackendId::Polling => Box::new(peers::Polling::new()?),
-        BackendId::UringPoll
-        | BackendId::UringPollCoop
-        | BackendId::UringPollDefer
-        | BackendId::UringPollSqpoll
-        | BackendId::UringPollRearm => {
-            let options = uring_options(id).expect("a uring-poll id has options");
-            Box::new(generic::Generic::new(options.build(capacity)?, capacity))
-        }
-        BackendId::EpollRing => Box::new(generic::Generic::with_consumers(
-            epoll_ring::EpollRing::with_mode(capacity, epoll_ring::DriverMode::Thread)?,
-            capacity,
-            epoll_ring::EpollRing::consumer,
-        )),
-        BackendId::EpollRingInline => Box::new(generic::Generic::with_consumers(
-            epoll_ring::EpollRing::with_mode(capacity, epoll_ring::DriverMode::Inline)?,
-            capacity,
-            epoll_ring::EpollRing::consumer,
-        )),
-        BackendId::Reference => Box::new(generic::Generic::new(
-            userpoll::reference::Reference::new(capacity)?,
-            capacity,
-        )),
+        _ => unreachable!("{id} is a library backend, made above"),
     })
 }
 
