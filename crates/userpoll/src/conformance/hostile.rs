@@ -91,7 +91,7 @@ pub fn s12_any_timeout_blocks_or_returns<P: Poller>(new: &dyn Fn(usize) -> io::R
     }
 }
 
-/// S12: `wait(None)` never returns 0, also when everything the kernel
+/// S12: `wait(None)` with no wake never returns 0, also when everything the kernel
 /// reported belonged to registrations deleted meanwhile (another thread
 /// adds and deletes a constantly fired fd while the owner waits).
 pub fn s12_wait_none_never_returns_zero<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
