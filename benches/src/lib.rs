@@ -36,22 +36,8 @@ use userpoll::{Control, Counter, Events, Interest, Poller};
 /// fds, wake-up eventfds, io_uring fds) and for criterion's own files.
 pub const FD_HEADROOM: u64 = 64;
 
-/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the new
-/// soft limit.
-pub fn raise_nofile_limit() -> io::Result<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a live rlimit the kernel writes into.
-    unsafe { userpoll::syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut lim)) }?;
-    if lim.rlim_cur < lim.rlim_max {
-        lim.rlim_cur = lim.rlim_max;
-        // SAFETY: `lim` is a live rlimit the kernel only reads.
-        unsafe { userpoll::syscall!(setrlimit(libc::RLIMIT_NOFILE, &lim)) }?;
-    }
-    Ok(lim.rlim_cur)
-}
+/// Raises the soft fd limit to the hard one; the limit now in force.
+pub use userpoll::sys::raise_fd_limit as raise_nofile_limit;
 
 /// Raises the fd limit (see [`raise_nofile_limit`]) and checks that `n`
 /// fds plus [`FD_HEADROOM`] fit under it; EMFILE with the numbers when they

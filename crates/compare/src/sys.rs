@@ -106,21 +106,8 @@ pub fn nofile_limit() -> io::Result<(u64, u64)> {
     Ok((rl.rlim_cur, rl.rlim_max))
 }
 
-/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the new
-/// soft limit.
-pub fn raise_nofile_limit() -> io::Result<u64> {
-    let (soft, hard) = nofile_limit()?;
-    if soft < hard {
-        let rl = libc::rlimit {
-            rlim_cur: hard as libc::rlim_t,
-            rlim_max: hard as libc::rlim_t,
-        };
-        // SAFETY: rl is a live rlimit; raising the soft limit up to the hard
-        // one needs no privilege.
-        unsafe { syscall!(setrlimit(libc::RLIMIT_NOFILE, &rl)) }?;
-    }
-    Ok(hard)
-}
+/// Raises the soft fd limit to the hard one; the limit now in force.
+pub use userpoll::sys::raise_fd_limit as raise_nofile_limit;
 
 /// Number of fds open in this process right now.
 pub fn open_fds() -> io::Result<u64> {

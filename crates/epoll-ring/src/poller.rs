@@ -35,7 +35,7 @@
 //!   child's fds and neither signals nor joins the parent's driver.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
@@ -296,10 +296,8 @@ impl Drop for DriverThread {
             return;
         }
         self.shared.stopping.store(true, Ordering::Release);
-        let one = 1u64.to_ne_bytes();
         self.shared.counters.incr(Counter::OtherSyscall);
-        // SAFETY: writes 8 bytes from a live buffer to our open eventfd.
-        let _ = unsafe { syscall!(write(self.stopfd.as_raw_fd(), one.as_ptr().cast(), 8)) };
+        let _ = userpoll::sys::eventfd_signal(self.stopfd.as_fd());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -601,14 +599,8 @@ impl Control for RingControl {
         s.wake();
         // A consumer in epoll_wait (inline mode): one more edge.
         if let Some(fd) = &s.wakefd {
-            let one = 1u64.to_ne_bytes();
             s.counters.incr(Counter::OtherSyscall);
-            // SAFETY: writes 8 bytes from a live buffer to our own eventfd.
-            match unsafe { syscall!(write(fd.as_raw_fd(), one.as_ptr().cast(), 8)) } {
-                // EAGAIN: the counter is full, so the fd is readable anyway.
-                Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
-                _ => {}
-            }
+            userpoll::sys::eventfd_signal(fd.as_fd())?;
         }
         Ok(())
     }

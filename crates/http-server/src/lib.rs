@@ -341,7 +341,8 @@ pub struct ServeOptions {
 /// SIGINT/SIGTERM, printing a report line on SIGUSR1 and at the end.
 /// `userpoll-http` is this; `compare http` runs it in a child process.
 pub fn serve(opts: &ServeOptions) -> io::Result<()> {
-    raise_fd_limit();
+    // 10,000 connections need more than the usual soft limit of 1,024.
+    userpoll::sys::raise_fd_limit()?;
     // Before any thread starts (a backend may start one), so that every
     // thread blocks the signals the loop reads from its signalfd.
     let signals = sys::signalfd()?;
@@ -365,19 +366,4 @@ pub fn serve(opts: &ServeOptions) -> io::Result<()> {
     )?;
     out.flush()?;
     server.run(&mut out)
-}
-
-/// Raises the soft fd limit to the hard one: 10,000 connections need it.
-fn raise_fd_limit() {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: rl is a live rlimit; the calls read and write only it.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
-            rl.rlim_cur = rl.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
-        }
-    }
 }

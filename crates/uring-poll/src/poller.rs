@@ -16,7 +16,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{fence, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
@@ -440,12 +440,9 @@ impl UringShared {
     /// Wakes the owner blocked in `io_uring_enter`: one `write` to the
     /// eventfd the ring polls.
     fn write_wake_fd(&self) {
-        let one = 1u64.to_ne_bytes();
         self.counters.incr(Counter::OtherSyscall);
-        // EAGAIN (counter at its maximum) still leaves it readable, so
-        // the owner is woken either way; nothing to handle.
-        // SAFETY: writes 8 bytes from a live buffer to our own eventfd.
-        let _ = unsafe { syscall!(write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8)) };
+        // Cannot fail on our own open eventfd.
+        let _ = userpoll::sys::eventfd_signal(self.wake.as_fd());
     }
 }
 

@@ -26,7 +26,7 @@
 //! Every `wait` is one `epoll_wait`; every control call one `epoll_ctl`.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -214,13 +214,7 @@ impl Control for ReferenceControl {
         inner.process.check()?;
         inner.woken.store(true, Ordering::Release);
         inner.counters.incr(Counter::OtherSyscall);
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writes 8 bytes from a live buffer to our own eventfd.
-        match unsafe { syscall!(write(inner.wakefd.as_raw_fd(), one.as_ptr().cast(), 8)) } {
-            // EAGAIN: the counter is full, so the fd is readable anyway.
-            Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
-            _ => Ok(()),
-        }
+        crate::sys::eventfd_signal(inner.wakefd.as_fd())
     }
 }
 
@@ -279,7 +273,9 @@ impl Poller for Reference {
             // Only stale events (deleted or modified meanwhile) are no
             // answer to a wait with time left (S12: `wait(None)` returns 0
             // only after a wake): wait again.
-            let woken = inner.woken.swap(false, Ordering::AcqRel);
+            // A load first: the read-modify-write only after a wake.
+            let woken =
+                inner.woken.load(Ordering::Acquire) && inner.woken.swap(false, Ordering::AcqRel);
             if !events.is_empty() || woken || zero || ms == 0 {
                 break;
             }

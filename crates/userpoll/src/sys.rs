@@ -2,7 +2,7 @@
 //! constructors for the errors the contract names (S9).
 
 use std::io;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
@@ -211,6 +211,36 @@ pub fn max_fds() -> u64 {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(1 << 20)
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard one (no privilege needed)
+/// and returns the limit now in force: a program holding thousands of fds
+/// (compare, the HTTP server, the benchmarks) calls it first.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: rl is a live rlimit the kernel fills.
+    unsafe { syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut rl)) }?;
+    if rl.rlim_cur < rl.rlim_max {
+        rl.rlim_cur = rl.rlim_max;
+        // SAFETY: rl is a live rlimit the kernel only reads.
+        unsafe { syscall!(setrlimit(libc::RLIMIT_NOFILE, &rl)) }?;
+    }
+    Ok(rl.rlim_cur)
+}
+
+/// Writes 1 to an eventfd the caller owns, to wake whoever polls it. A
+/// counter at its maximum (EAGAIN) leaves it readable already, so that is
+/// success too.
+pub fn eventfd_signal(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: writes 8 bytes from a live buffer to an open fd.
+    match unsafe { syscall!(write(fd.as_raw_fd(), one.as_ptr().cast(), 8)) } {
+        Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Number of open file descriptors of this process (entries of
