@@ -66,6 +66,10 @@ pub struct Report {
     pub backend_syscalls: u64,
     /// The backend's re-arms (every cause).
     pub backend_rearms: u64,
+    /// System calls so far: the backend's plus the server's own.
+    pub syscalls: u64,
+    /// Re-arms so far: the backend's plus the server's `modify` calls.
+    pub rearms: u64,
     /// Every backend counter by name.
     pub backend_counters: std::collections::BTreeMap<&'static str, u64>,
     /// System calls per request: the backend's plus the server's own.
@@ -93,6 +97,8 @@ impl Report {
             }
         };
         let cpu_ns = cpu.as_nanos() as u64;
+        let syscalls = stats.syscalls() + counts.syscalls();
+        let rearms = stats.rearms() + counts.modify_calls;
         Report {
             backend,
             counts,
@@ -101,8 +107,10 @@ impl Report {
             backend_syscalls: stats.syscalls(),
             backend_rearms: stats.rearms(),
             backend_counters: stats.iter().map(|(c, v)| (c.name(), v)).collect(),
-            syscalls_per_request: per((stats.syscalls() + counts.syscalls()) as f64),
-            rearms_per_request: per((stats.rearms() + counts.modify_calls) as f64),
+            syscalls,
+            rearms,
+            syscalls_per_request: per(syscalls as f64),
+            rearms_per_request: per(rearms as f64),
             cpu_ns_per_request: per(cpu_ns as f64),
         }
     }

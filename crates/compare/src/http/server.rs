@@ -140,16 +140,11 @@ impl Server {
         let v: Value = serde_json::from_str(&line)
             .map_err(|e| io::Error::other(format!("server report {line:?}: {e}")))?;
         let n = |v: &Value| v.as_u64().unwrap_or(0);
-        let c = &v["counts"];
-        let own = n(&c["accept_calls"])
-            + n(&c["recv_calls"])
-            + n(&c["send_calls"])
-            + n(&c["close_calls"]);
         Ok(Snapshot {
             cpu_ns: n(&v["cpu_ns"]),
-            requests: Some(n(&c["requests"])),
-            syscalls: Some(n(&v["backend_syscalls"]) + own),
-            rearms: Some(n(&v["backend_rearms"]) + n(&c["modify_calls"])),
+            requests: Some(n(&v["counts"]["requests"])),
+            syscalls: Some(n(&v["syscalls"])),
+            rearms: Some(n(&v["rearms"])),
         })
     }
 
