@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{compare, text, tmp};
+use common::{compare, text, tmp, usage_error};
 use serde_json::Value;
 
 /// Runs `compare run` with `args` plus a fresh results folder; returns the
@@ -394,21 +394,6 @@ fn summary_names_the_rearm_and_ring_costs() {
         s.contains("+1.00 re-arms/event"),
         "one-shot re-arms once per event: {s}"
     );
-}
-
-fn usage_error(args: &[&str], says: &[&str]) {
-    let dir = tmp("usage");
-    let out = dir.join("out");
-    let mut all = vec!["run", "--out", out.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let o = compare(&all);
-    assert_eq!(o.status.code(), Some(2), "{all:?}:\n{}", text(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
-    for s in says {
-        assert!(err.contains(s), "{all:?}: stderr should say {s:?}:\n{err}");
-    }
-    assert!(!out.exists(), "{all:?}: no results on a usage error");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -24,6 +24,23 @@ pub fn compare(args: &[&str]) -> Output {
         .expect("run compare")
 }
 
+/// Runs `compare run --out DIR ARGS` and checks that it fails as a usage
+/// error: exit 2, every string of `says` on stderr, and no results folder.
+pub fn usage_error(args: &[&str], says: &[&str]) {
+    let dir = tmp("usage");
+    let out = dir.join("out");
+    let mut all = vec!["run", "--out", out.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let o = compare(&all);
+    assert_eq!(o.status.code(), Some(2), "{all:?}:\n{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    for s in says {
+        assert!(err.contains(s), "{all:?}: stderr should say {s:?}:\n{err}");
+    }
+    assert!(!out.exists(), "{all:?}: no results on a usage error");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Status, stdout and stderr of a finished command, for assertion messages.
 pub fn text(o: &Output) -> String {
     format!(
