@@ -297,6 +297,14 @@ impl Poller for AnyPoller {
         }
     }
 
+    fn pollable_fd(&self) -> io::Result<BorrowedFd<'_>> {
+        match &self.poller {
+            Which::Reference(p) => p.pollable_fd(),
+            Which::EpollRing(p) => p.pollable_fd(),
+            Which::UringPoll(p) => p.pollable_fd(),
+        }
+    }
+
     fn capacity(&self) -> usize {
         match &self.poller {
             Which::Reference(p) => p.capacity(),

@@ -104,6 +104,12 @@ struct RingInstance {
     /// a wake ends a consumer's `epoll_wait`. (A driver thread's consumers
     /// park on the futex, which a wake bumps instead.)
     wakefd: Option<OwnedFd>,
+    /// Driver thread mode: the fd [`Poller::pollable_fd`] gives, written
+    /// after every batch that queued something (and on a wake) once
+    /// `nested`.
+    notifyfd: Option<OwnedFd>,
+    /// `pollable_fd` was called: keep `notifyfd` up to date.
+    nested: AtomicBool,
 }
 
 impl RingInstance {
@@ -185,6 +191,22 @@ impl RingInstance {
         if self.park.waiters.load(Ordering::SeqCst) != 0 {
             self.counters.incr(Counter::FutexWake);
             futex_wake(&self.park.seq);
+        }
+        // Nested: an outer loop waits on the notify fd instead.
+        if let Some(fd) = self.notifyfd.as_ref().filter(|_| self.nested.load(Ordering::SeqCst)) {
+            self.counters.incr(Counter::OtherSyscall);
+            // EAGAIN (the counter is full) leaves it readable, as wanted.
+            let _ = userpoll::sys::eventfd_signal(fd.as_fd());
+        }
+    }
+
+    /// Nested, driver thread mode: makes the notify fd unreadable before a
+    /// take, so that what is published after the take signals it again.
+    fn reset_notify(&self) {
+        if let Some(fd) = self.notifyfd.as_ref().filter(|_| self.nested.load(Ordering::SeqCst)) {
+            self.counters.incr(Counter::OtherSyscall);
+            // EAGAIN: it was not readable.
+            let _ = userpoll::sys::eventfd_drain(fd.as_fd());
         }
     }
 
@@ -355,9 +377,9 @@ impl EpollRing {
     pub fn with_mode(capacity: usize, mode: DriverMode) -> io::Result<EpollRing> {
         let ring = Ring::new(capacity)?;
         let table = Table::with_capacity(capacity)?;
-        let wakefd = match mode {
-            DriverMode::Inline => Some(userpoll::sys::eventfd()?),
-            _ => None,
+        let (wakefd, notifyfd) = match mode {
+            DriverMode::Inline => (Some(userpoll::sys::eventfd()?), None),
+            DriverMode::Thread => (None, Some(userpoll::sys::eventfd()?)),
         };
         // SAFETY: plain system call with no pointers.
         let fd = unsafe { syscall!(epoll_create1(libc::EPOLL_CLOEXEC)) }?;
@@ -374,6 +396,8 @@ impl EpollRing {
             process: ForkCheck::new(),
             woken: AtomicBool::new(false),
             wakefd,
+            notifyfd,
+            nested: AtomicBool::new(false),
         });
         if let Some(fd) = &shared.wakefd {
             let mut ev = libc::epoll_event {
@@ -439,6 +463,7 @@ impl EpollRing {
 
     fn wait_thread(&mut self, events: &mut Events, deadline: Option<Instant>) -> io::Result<usize> {
         let shared = &*self.control.shared;
+        shared.reset_notify();
         loop {
             shared.check_driver()?;
             let n = shared.take(events)?;
@@ -638,6 +663,26 @@ impl Poller for EpollRing {
             DriverMode::Thread => self.wait_thread(events, deadline),
             DriverMode::Inline => self.wait_inline(events, deadline),
         }
+    }
+
+    /// Inline mode: the epoll instance, readable while the kernel holds
+    /// events for it, at no extra cost. Driver thread mode: an eventfd the
+    /// driver writes after each batch that queued something, and on a
+    /// wake; from the first call on that costs a `write` per such batch and
+    /// a `read` per `wait` (the first call makes it readable once, for what
+    /// was published before). EPERM in a forked child.
+    fn pollable_fd(&self) -> io::Result<BorrowedFd<'_>> {
+        let s = &*self.control.shared;
+        s.process.check()?;
+        if let Some(fd) = &s.notifyfd {
+            if !s.nested.swap(true, Ordering::SeqCst) {
+                // What the driver published before now signalled nothing:
+                // one readiness covers it.
+                s.counters.incr(Counter::OtherSyscall);
+                userpoll::sys::eventfd_signal(fd.as_fd())?;
+            }
+        }
+        Ok(s.notifyfd.as_ref().unwrap_or(&s.epfd).as_fd())
     }
 
     fn capacity(&self) -> usize {

@@ -64,6 +64,23 @@ pub trait Poller: Send {
     /// The maximum number of registrations, fixed at creation (S8).
     fn capacity(&self) -> usize;
 
+    /// An fd that becomes readable when a take may return events or a
+    /// wake is pending, to nest the poller in another event loop: a plain
+    /// epoll set, mio's `Poll` (through `mio::unix::SourceFd`), tokio's
+    /// `AsyncFd`. Its readiness is edge-like: when it reports readable,
+    /// take with [`Poller::poll`] until a take returns fewer events than
+    /// the buffer holds; events left in the poller do not make it readable
+    /// again. Control calls and wakes from other threads reach the owner
+    /// while it waits in the outer loop (S11, S12).
+    ///
+    /// The first call switches the poller to nested use, which may cost a
+    /// system call per take or per control call; each backend says which.
+    /// EOPNOTSUPP where the backend cannot give such an fd (the default
+    /// for a backend that does not say).
+    fn pollable_fd(&self) -> io::Result<BorrowedFd<'_>> {
+        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+    }
+
     /// A snapshot of the poller's counters.
     fn stats(&self) -> Stats;
 }

@@ -286,6 +286,14 @@ impl Poller for Reference {
         Ok(events.len())
     }
 
+    /// The epoll instance itself, readable while its ready list holds an
+    /// event or a wake; nesting costs nothing extra. EPERM in a forked
+    /// child.
+    fn pollable_fd(&self) -> io::Result<BorrowedFd<'_>> {
+        self.control.inner.process.check()?;
+        Ok(self.control.inner.epfd.as_fd())
+    }
+
     fn capacity(&self) -> usize {
         // The capacity is fixed at creation; read it past the fork check.
         let table = self.control.inner.table.lock();

@@ -243,6 +243,18 @@ pub fn eventfd_signal(fd: BorrowedFd<'_>) -> io::Result<()> {
     }
 }
 
+/// Reads a non-blocking eventfd's counter to zero: `Ok(false)` when it
+/// was zero already (EAGAIN), `Ok(true)` when it was readable.
+pub fn eventfd_drain(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut buf = [0u8; 8];
+    // SAFETY: reads at most 8 bytes into a live 8-byte buffer.
+    match unsafe { syscall!(read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8)) } {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Number of open file descriptors of this process (entries of
 /// `/proc/self/fd`, less the one used to read it). Tests of S14 compare it
 /// before and after a poller's life.

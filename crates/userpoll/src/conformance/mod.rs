@@ -42,6 +42,7 @@ mod fork;
 mod harness;
 mod hostile;
 mod lifetime;
+mod nesting;
 pub mod model;
 mod registration;
 mod take;
@@ -60,6 +61,7 @@ pub use hostile::{
 };
 pub use lifetime::{s13_closing_a_registered_fd, s14_clean_drop};
 pub use model::s02_s05_s09_random_sequences_keep_the_contract;
+pub use nesting::{s11_nested_in_another_epoll, Outer};
 pub use registration::{
     s05_no_event_after_delete, s06_modify, s07_oneshot, s08_fixed_capacity,
     s09_errors_change_nothing,
@@ -126,6 +128,7 @@ macro_rules! conformance_tests {
             s09_errors_change_nothing,
             s10_no_loss_under_bursts,
             s11_control_from_any_thread,
+            s11_nested_in_another_epoll,
             s12_non_blocking_take,
             s12_wake_ends_a_blocked_wait,
             s13_closing_a_registered_fd,
