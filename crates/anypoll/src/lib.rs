@@ -88,12 +88,24 @@ impl Backend {
     }
 
     /// Whether this kernel can make a poller of this backend (io_uring
-    /// enabled, the profile's setup flags known); what fails is said by
-    /// [`AnyPoller::new`].
+    /// enabled, the profile's setup flags known); [`AnyPoller::new`] says
+    /// which errno, and [`Backend::explain`] why.
     pub fn is_supported(self) -> bool {
         match self {
             Backend::UringPoll { profile, .. } => profile.is_supported(),
             _ => true,
+        }
+    }
+
+    /// For a person: the cause of an error [`AnyPoller::new`] returned for
+    /// this backend and what to do, when it is about the kernel or the
+    /// machine (io_uring disabled or missing, setup flags this kernel
+    /// lacks, no memory for the ring); `None` otherwise. The error itself carries
+    /// only its errno, as a system call's does.
+    pub fn explain(self, e: &io::Error) -> Option<String> {
+        match self {
+            Backend::UringPoll { profile, .. } => profile.explain(e),
+            _ => None,
         }
     }
 }

@@ -30,7 +30,8 @@ fn outer_round(
     let deadline = Instant::now() + PATIENCE;
     let mut outer = MioEvents::with_capacity(4);
     while Instant::now() < deadline {
-        mio.poll(&mut outer, Some(deadline - Instant::now())).unwrap();
+        mio.poll(&mut outer, Some(deadline - Instant::now()))
+            .unwrap();
         if outer.is_empty() {
             continue;
         }
@@ -60,7 +61,10 @@ fn s11_every_backend_nests_in_mio_poll() {
         };
         let mut events = Events::with_capacity(16);
         let efd = fds::eventfd().unwrap();
-        poller.control().add(efd.as_fd(), Interest::READABLE, 1).unwrap();
+        poller
+            .control()
+            .add(efd.as_fd(), Interest::READABLE, 1)
+            .unwrap();
         poller.poll(&mut events).unwrap();
         let raw = match poller.pollable_fd() {
             Ok(fd) => fd.as_raw_fd(),

@@ -43,9 +43,7 @@ use std::time::{Duration, Instant};
 
 use userpoll::bits::{ET, ONESHOT};
 use userpoll::fork::ForkCheck;
-use userpoll::sys::{
-    deadline, errno_of, error, futex_wait, futex_wake_all as futex_wake, timeout_ms,
-};
+use userpoll::sys::{deadline, errno, futex_wait, futex_wake_all as futex_wake, timeout_ms};
 use userpoll::table::Table;
 use userpoll::{
     syscall, Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats,
@@ -96,7 +94,8 @@ struct RingInstance {
     park: Park,
     stopping: AtomicBool,
     /// Set when the driver thread's `epoll_wait` fails for good.
-    failed: OnceLock<(i32, String)>,
+    /// Its errno: every consumer's `wait` then fails with it.
+    failed: OnceLock<i32>,
     process: ForkCheck,
     /// A wake ([`Control::wake`]) not yet seen by a `wait`.
     woken: AtomicBool,
@@ -193,7 +192,11 @@ impl RingInstance {
             futex_wake(&self.park.seq);
         }
         // Nested: an outer loop waits on the notify fd instead.
-        if let Some(fd) = self.notifyfd.as_ref().filter(|_| self.nested.load(Ordering::SeqCst)) {
+        if let Some(fd) = self
+            .notifyfd
+            .as_ref()
+            .filter(|_| self.nested.load(Ordering::SeqCst))
+        {
             self.counters.incr(Counter::OtherSyscall);
             // EAGAIN (the counter is full) leaves it readable, as wanted.
             let _ = userpoll::sys::eventfd_signal(fd.as_fd());
@@ -203,7 +206,11 @@ impl RingInstance {
     /// Nested, driver thread mode: makes the notify fd unreadable before a
     /// take, so that what is published after the take signals it again.
     fn reset_notify(&self) {
-        if let Some(fd) = self.notifyfd.as_ref().filter(|_| self.nested.load(Ordering::SeqCst)) {
+        if let Some(fd) = self
+            .notifyfd
+            .as_ref()
+            .filter(|_| self.nested.load(Ordering::SeqCst))
+        {
             self.counters.incr(Counter::OtherSyscall);
             // EAGAIN: it was not readable.
             let _ = userpoll::sys::eventfd_drain(fd.as_fd());
@@ -224,7 +231,7 @@ impl RingInstance {
 
     fn check_driver(&self) -> io::Result<()> {
         match self.failed.get() {
-            Some((errno, msg)) => Err(error(*errno, msg)),
+            Some(&e) => Err(errno(e)),
             None => Ok(()),
         }
     }
@@ -295,11 +302,7 @@ fn run_driver(shared: &RingInstance, batch: usize) {
                 // epoll_wait on our own epoll fd does not fail in normal
                 // operation; report it to every consumer instead of
                 // leaving them parked forever.
-                let errno = errno_of(&e).unwrap_or(libc::EIO);
-                let _ = shared.failed.set((
-                    errno,
-                    format!("the epoll-ring driver thread stopped: epoll_wait failed: {e}"),
-                ));
+                let _ = shared.failed.set(e.raw_os_error().unwrap_or(libc::EIO));
                 shared.park.seq.fetch_add(1, Ordering::SeqCst);
                 futex_wake(&shared.park.seq);
                 return;
@@ -556,7 +559,7 @@ impl Control for RingControl {
             table
                 .remove(raw)
                 .expect("inserted above under the same lock");
-            return Err(explain_add(raw, e));
+            return Err(e);
         }
         s.counters.incr(Counter::ControlOps);
         Ok(())
@@ -585,7 +588,7 @@ impl Control for RingControl {
         ) {
             Ok(()) => {}
             // Closed while registered (S13): the kernel dropped it already.
-            Err(e) if errno_of(&e) == Some(libc::ENOENT) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => {
                 // Put the old registration back (with a fresh generation).
                 let _ = s.ring.retire(slot);
@@ -608,7 +611,7 @@ impl Control for RingControl {
             Ok(()) => {}
             // Closed while registered, or the number now names a file we
             // never added (S13): the kernel holds nothing under it.
-            Err(e) if matches!(errno_of(&e), Some(libc::ENOENT | libc::EBADF)) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EBADF)) => {}
             Err(e) => return Err(e),
         }
         s.ring.retire(slot)?;
@@ -628,23 +631,6 @@ impl Control for RingControl {
             userpoll::sys::eventfd_signal(fd.as_fd())?;
         }
         Ok(())
-    }
-}
-
-fn explain_add(fd: RawFd, e: io::Error) -> io::Error {
-    match errno_of(&e) {
-        Some(libc::EBADF) => error(
-            libc::EBADF,
-            format_args!("fd {fd} is not an open file descriptor; register an fd that is open"),
-        ),
-        Some(libc::EPERM) => error(
-            libc::EPERM,
-            format_args!(
-                "fd {fd} cannot be polled (a regular file or directory); register a socket, \
-                 pipe, eventfd or other pollable fd"
-            ),
-        ),
-        _ => e,
     }
 }
 

@@ -36,7 +36,7 @@ use std::fmt;
 use std::io;
 
 use userpoll::bits::{ERR, HUP, IN, ONESHOT, OUT, PRI, RDHUP};
-use userpoll::sys::error;
+use userpoll::sys::errno;
 
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::spin_hint;
@@ -152,19 +152,10 @@ impl Layout {
     /// ring within a few steps.
     pub fn with_page_size(max_items: usize, page_size: usize) -> io::Result<Layout> {
         if !(1..=MAX_ITEMS).contains(&max_items) {
-            return Err(error(
-                libc::EINVAL,
-                format_args!(
-                    "a userpoll ring holds 1 to {MAX_ITEMS} items, not {max_items}; pick a \
-                     capacity in that range"
-                ),
-            ));
+            return Err(errno(libc::EINVAL));
         }
         if !page_size.is_power_of_two() || page_size < 4 {
-            return Err(error(
-                libc::EINVAL,
-                format_args!("page size {page_size} is not a power of two of at least 4"),
-            ));
+            return Err(errno(libc::EINVAL));
         }
         Ok(Layout {
             max_items_nr: max_items as u32,
@@ -331,13 +322,7 @@ impl Ring {
             self.state.get(slot as usize),
         ) {
             (Some(item), Some(state)) => Ok((item, state)),
-            _ => Err(error(
-                libc::EINVAL,
-                format_args!(
-                    "slot {slot} is outside the ring ({} items); use a slot below the capacity",
-                    self.capacity()
-                ),
-            )),
+            _ => Err(errno(libc::EINVAL)),
         }
     }
 
@@ -530,7 +515,9 @@ impl Ring {
             }
             let again = h.head.load(Ordering::Acquire);
             if again == head {
-                return Err(damaged(head, tail));
+                // The shared ring memory was overwritten: the caller must
+                // create a new poller.
+                return Err(errno(libc::EIO));
             }
             head = again;
         }
@@ -579,15 +566,7 @@ impl Ring {
             }
             head = head.wrapping_add(1);
             let Some(item) = self.items().get(slot as usize) else {
-                return Err(error(
-                    libc::EIO,
-                    format_args!(
-                        "index entry {} names slot {slot}, outside the ring's {} items: the \
-                         shared ring memory was overwritten; create a new poller",
-                        head.wrapping_sub(1),
-                        self.capacity()
-                    ),
-                ));
+                return Err(errno(libc::EIO));
             };
             // AcqRel: acquire sees the producer's bits and the data it
             // published; release orders our read of the entry before any
@@ -614,16 +593,6 @@ impl Ring {
     pub fn counter(&self) -> u64 {
         self.counter.0.load(Ordering::Acquire)
     }
-}
-
-fn damaged(head: u32, tail: u32) -> io::Error {
-    error(
-        libc::EIO,
-        format_args!(
-            "ring head {head} and tail {tail} are further apart than the index ring: the \
-             shared ring memory was overwritten; create a new poller"
-        ),
-    )
 }
 
 impl fmt::Debug for Ring {

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use epoll_ring::ring::Ring;
 use epoll_ring::{DriverMode, EpollRing};
 use userpoll::conformance::fds;
-use userpoll::sys::errno_of;
 use userpoll::{Control, Counter, Events, Interest, Poller};
 
 const IN: u32 = libc::EPOLLIN as u32;
@@ -83,7 +82,7 @@ fn scribble(ring: &Ring, rng: &mut Rng) {
 fn ok_or_eio<T>(r: std::io::Result<T>) {
     if let Err(e) = r {
         assert_eq!(
-            errno_of(&e),
+            e.raw_os_error(),
             Some(libc::EIO),
             "a damaged ring may only fail with EIO: {e}"
         );
@@ -212,7 +211,7 @@ fn a_scribbled_poller_reports_garbage_or_eio_and_drops_cleanly() {
             match p.wait(&mut events, Some(Duration::from_millis(2))) {
                 Ok(_) => oks += 1,
                 Err(e) => {
-                    assert_eq!(errno_of(&e), Some(libc::EIO), "{mode:?}: {e}");
+                    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{mode:?}: {e}");
                     eio += 1;
                 }
             }

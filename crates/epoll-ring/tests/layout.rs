@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 
 use epoll_ring::ring::{self, Header, Item, Layout, Publish, Ring, EPOLLREMOVED, MAGIC};
 use epoll_ring::EpollRing;
-use userpoll::sys::errno_of;
 
 const IN: u32 = libc::EPOLLIN as u32;
 
@@ -155,12 +154,12 @@ fn index_ring_wraps_at_its_length() {
 fn s08_s09_capacity_limits_are_einval() {
     for cap in [0usize, 65537, 1 << 20] {
         assert_eq!(
-            errno_of(&Ring::new(cap).unwrap_err()),
+            Ring::new(cap).unwrap_err().raw_os_error(),
             Some(libc::EINVAL),
             "cap {cap}"
         );
         assert_eq!(
-            errno_of(&EpollRing::new(cap).unwrap_err()),
+            EpollRing::new(cap).unwrap_err().raw_os_error(),
             Some(libc::EINVAL),
             "cap {cap}"
         );
@@ -185,13 +184,13 @@ fn s08_s09_capacity_one_gives_enospc_and_exclusive_is_einval() {
         let e = userpoll::Poller::control(&p)
             .add(a.as_fd(), ex, 1)
             .unwrap_err();
-        assert_eq!(errno_of(&e), Some(libc::EINVAL), "{mode:?}: {e}");
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{mode:?}: {e}");
         userpoll::Poller::control(&p)
             .add(a.as_fd(), Interest::READABLE, 1)
             .unwrap();
         let e = userpoll::Poller::control(&p)
             .add(b.as_fd(), Interest::READABLE, 2)
             .unwrap_err();
-        assert_eq!(errno_of(&e), Some(libc::ENOSPC), "{mode:?}: {e}");
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{mode:?}: {e}");
     }
 }

@@ -347,7 +347,13 @@ pub fn serve(opts: &ServeOptions) -> io::Result<()> {
     // thread blocks the signals the loop reads from its signalfd.
     let signals = sys::signalfd()?;
     let listener = sys::listen(opts.listen, opts.backlog)?;
-    let poller = AnyPoller::new(opts.backend, capacity(&opts.config))?;
+    let poller = AnyPoller::new(opts.backend, capacity(&opts.config)).map_err(|e| {
+        // The library's errors carry only their errno; say why for a person.
+        match opts.backend.explain(&e) {
+            Some(why) => io::Error::new(e.kind(), format!("backend {}: {e}: {why}", opts.backend)),
+            None => io::Error::new(e.kind(), format!("backend {}: {e}", opts.backend)),
+        }
+    })?;
     let describe = poller.describe();
     let mut server = Server::new(
         poller,

@@ -7,7 +7,7 @@ use std::fmt;
 use std::io;
 
 use io_uring::IoUring;
-use userpoll::sys::{errno_of, error};
+use userpoll::sys::errno;
 
 /// `IORING_SETUP_SQPOLL`.
 pub const SETUP_SQPOLL: u32 = 1 << 1;
@@ -135,43 +135,44 @@ impl Profile {
                 b.setup_sqpoll(SQPOLL_IDLE_MS);
             }
         }
-        b.build(sq).map_err(|e| self.setup_error(e, sq, cq))
+        b.build(sq).map_err(|e| self.setup_error(e))
     }
 
-    fn setup_error(self, e: io::Error, sq: u32, cq: u32) -> io::Error {
-        match errno_of(&e) {
-            Some(libc::ENOSYS) => error(
-                libc::ENOSYS,
-                "io_uring_setup is not implemented by this kernel (built without \
-                 CONFIG_IO_URING, or filtered by seccomp); use the epoll-ring backend",
-            ),
-            Some(libc::EPERM) => error(
-                libc::EPERM,
-                format_args!(
-                    "io_uring is disabled here (kernel.io_uring_disabled = {}); set the \
-                     sysctl to 0, or use the epoll-ring backend",
-                    std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
-                        .map(|s| s.trim().to_owned())
-                        .unwrap_or_else(|_| "unreadable".into())
-                ),
-            ),
-            Some(libc::EINVAL) => error(
-                libc::EOPNOTSUPP,
-                format_args!(
-                    "this kernel rejects the setup flags {:#x} of profile `{self}` (COOP_TASKRUN \
-                     needs Linux 5.19, DEFER_TASKRUN 6.1); choose Profile::Default",
-                    self.setup_flags()
-                ),
-            ),
-            Some(libc::ENOMEM) => error(
-                libc::ENOMEM,
-                format_args!(
-                    "no memory for a ring of {sq} SQ and {cq} CQ entries; create the poller with \
-                     a smaller capacity or cq_entries"
-                ),
-            ),
+    /// `io_uring_setup`'s EINVAL for a profile's flags is EOPNOTSUPP here:
+    /// the flags, not the caller's arguments, are what this kernel lacks.
+    fn setup_error(self, e: io::Error) -> io::Error {
+        match e.raw_os_error() {
+            Some(libc::EINVAL) => errno(libc::EOPNOTSUPP),
             _ => e,
         }
+    }
+
+    /// For a person: why a ring of this profile could not be made, and what
+    /// to do, from the error `UringPoll::new` or `Builder::build` returned;
+    /// `None` for errors that are not about the kernel or the machine.
+    /// (Errors themselves carry only their errno, as a system call's do.)
+    pub fn explain(self, e: &io::Error) -> Option<String> {
+        Some(match e.raw_os_error()? {
+            libc::ENOSYS => "io_uring_setup is not implemented by this kernel (built without \
+                 CONFIG_IO_URING, or filtered by seccomp); use the epoll-ring backend"
+                .to_owned(),
+            libc::EPERM => format!(
+                "io_uring is disabled here (kernel.io_uring_disabled = {}), or SQPOLL is not \
+                 allowed; set the sysctl to 0, or use the epoll-ring backend",
+                std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+                    .map(|s| s.trim().to_owned())
+                    .unwrap_or_else(|_| "unreadable".into())
+            ),
+            libc::EOPNOTSUPP => format!(
+                "this kernel rejects the setup flags {:#x} of profile `{self}` (COOP_TASKRUN \
+                 needs Linux 5.19, DEFER_TASKRUN 6.1); choose Profile::Default",
+                self.setup_flags()
+            ),
+            libc::ENOMEM => "no memory for the ring (or RLIMIT_MEMLOCK on kernels before 5.12); \
+                 create the poller with a smaller capacity or cq_entries"
+                .to_owned(),
+            _ => return None,
+        })
     }
 }
 
@@ -203,7 +204,7 @@ mod tests {
                     assert_eq!(ring.params().is_setup_sqpoll(), p == Profile::Sqpoll);
                 }
                 Err(e) => {
-                    let errno = errno_of(&e);
+                    let errno = e.raw_os_error();
                     assert!(
                         matches!(errno, Some(libc::ENOSYS | libc::EPERM | libc::EOPNOTSUPP)),
                         "{p}: unexpected error {e}"

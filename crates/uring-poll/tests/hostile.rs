@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use uring_poll::UringPoll;
 use userpoll::conformance::fds;
-use userpoll::sys::{errno_of, open_fd_count};
+use userpoll::sys::open_fd_count;
 use userpoll::{Control, Counter, Events, Interest, Poller};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -126,9 +126,9 @@ fn epipe_within(w: BorrowedFd<'_>, d: Duration) -> bool {
     let end = Instant::now() + d;
     while Instant::now() < end {
         match fds::write(w, b"x") {
-            Err(e) if errno_of(&e) == Some(libc::EPIPE) => return true,
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => return true,
             Ok(()) => {}
-            Err(e) if errno_of(&e) == Some(libc::EAGAIN) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
             Err(e) => panic!("write to the pipe: {e}"),
         }
         thread::sleep(Duration::from_millis(10));
@@ -369,14 +369,13 @@ fn refused_from_every_thread(inputs: &[(&str, BorrowedFd<'_>)], errno: i32) {
             .unwrap();
             for (whence, e) in [("owner", &from_owner), ("other thread", &from_other)] {
                 assert_eq!(
-                    errno_of(e),
+                    e.raw_os_error(),
                     Some(errno),
                     "{name} {what} from the {whence}: {e}"
                 );
-                assert!(e.to_string().contains(&format!("fd {raw} ")), "{name}: {e}");
             }
             let e = p.control().delete(fd).unwrap_err();
-            assert_eq!(errno_of(&e), Some(libc::ENOENT), "{name} {what}: {e}");
+            assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{name} {what}: {e}");
             let got = take_for(&mut p, Duration::from_millis(60));
             assert!(got.is_empty(), "{name} {what}: events {got:?}");
             let efd = fds::eventfd().unwrap();
@@ -476,7 +475,7 @@ fn s09_files_epoll_cannot_poll_are_eperm_from_any_thread() {
         match reference.control().add(fd.as_fd(), Interest::READABLE, 1) {
             Ok(()) => accepted.push((what, fd)),
             Err(e) => {
-                assert_eq!(errno_of(&e), Some(libc::EPERM), "epoll on {what}: {e}");
+                assert_eq!(e.raw_os_error(), Some(libc::EPERM), "epoll on {what}: {e}");
                 refused.push((what, fd));
             }
         }
@@ -557,8 +556,9 @@ fn fork_the_child_gets_eperm_and_its_drop_leaves_the_parent_polling() {
         let mut events = Events::with_capacity(4);
         let code = in_forked_child(|| {
             let (mut p, ctl) = (p.take().unwrap(), ctl.take().unwrap());
-            let eperm =
-                |r: std::io::Result<()>| r.as_ref().err().and_then(errno_of) == Some(libc::EPERM);
+            let eperm = |r: std::io::Result<()>| {
+                r.as_ref().err().and_then(std::io::Error::raw_os_error) == Some(libc::EPERM)
+            };
             if !eperm(
                 p.wait(&mut events, Some(Duration::from_millis(100)))
                     .map(drop),
@@ -648,7 +648,7 @@ fn s13_modify_after_the_number_is_reused_retargets_the_old_file_only() {
             .control()
             .add(reused.as_fd(), Interest::READABLE, 3)
             .unwrap_err();
-        assert_eq!(errno_of(&e), Some(libc::EEXIST), "{name}: {e}");
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST), "{name}: {e}");
         p.control().delete(reused.as_fd()).unwrap();
         p.control()
             .add(reused.as_fd(), Interest::READABLE, 3)

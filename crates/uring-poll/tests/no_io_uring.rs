@@ -7,7 +7,6 @@
 use std::process::Command;
 
 use uring_poll::{Profile, UringPoll};
-use userpoll::sys::errno_of;
 
 const CHILD: &str = "URING_POLL_SECCOMP_ERRNO";
 
@@ -61,8 +60,9 @@ fn child_without_io_uring() {
     deny_io_uring_setup(errno as u32);
     for &profile in Profile::ALL {
         let e = UringPoll::builder().profile(profile).build(8).unwrap_err();
-        assert_eq!(errno_of(&e), Some(errno), "{profile}: {e}");
-        println!("ERROR {profile}: {e}");
+        assert_eq!(e.raw_os_error(), Some(errno), "{profile}: {e}");
+        let why = profile.explain(&e).expect("a setup error is explained");
+        println!("ERROR {profile}: {e}: {why}");
     }
     for &profile in Profile::ALL {
         let e = Profile::is_supported(profile);
@@ -91,7 +91,7 @@ fn run_child(errno: i32) -> String {
 }
 
 #[test]
-fn without_io_uring_creation_names_the_cause_and_the_suite_skips() {
+fn without_io_uring_creation_fails_with_the_errno_explained_and_the_suite_skips() {
     if cfg!(not(target_arch = "x86_64")) {
         eprintln!("SKIPPED: the seccomp filter here is written for x86_64 only");
         return;

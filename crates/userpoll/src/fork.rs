@@ -19,7 +19,7 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 
-use crate::sys::error;
+use crate::sys::errno;
 
 /// How many times this process is a fork of the process its pollers were
 /// made in, counted by the `pthread_atfork` child handler.
@@ -78,9 +78,5 @@ impl Default for ForkCheck {
 
 #[cold]
 fn forked() -> io::Error {
-    error(
-        libc::EPERM,
-        "this poller was made by the parent process before fork(); a child cannot use its \
-         parent's poller (it would take the parent's events): create a new poller in the child",
-    )
+    errno(libc::EPERM)
 }

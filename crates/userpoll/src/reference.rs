@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::fork::ForkCheck;
-use crate::sys::{deadline, errno_of, timeout_ms};
+use crate::sys::{deadline, timeout_ms};
 use crate::table::{Key, Table};
 use crate::{syscall, Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats};
 
@@ -175,7 +175,7 @@ impl Control for ReferenceControl {
             Ok(()) => {}
             // The fd was closed while registered (S13): the kernel dropped
             // it; nothing to re-arm until the caller deletes it.
-            Err(e) if errno_of(&e) == Some(libc::ENOENT) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => {
                 // Restore interest and data; the key stays new, which only
                 // drops events of the old key, as a failed call must not
@@ -201,7 +201,7 @@ impl Control for ReferenceControl {
             Ok(()) => {}
             // Closed while registered (S13), or the number now names another
             // file: the kernel holds nothing for it under this number.
-            Err(e) if matches!(errno_of(&e), Some(libc::ENOENT | libc::EBADF)) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EBADF)) => {}
             Err(e) => return Err(e),
         }
         table.remove(fd)?;

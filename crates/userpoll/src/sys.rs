@@ -30,44 +30,21 @@ macro_rules! syscall {
     }};
 }
 
-/// An `io::Error` with the given errno and a message that says what the
-/// caller did and what to do instead.
-pub fn error(errno: i32, msg: impl std::fmt::Display) -> io::Error {
-    let kind = io::Error::from_raw_os_error(errno).kind();
-    io::Error::new(
-        kind,
-        Errno {
-            errno,
-            msg: msg.to_string(),
-        },
-    )
+/// The error for `errno`, as a system call gives it: `raw_os_error()` is
+/// `Some(errno)` and `kind()` follows from it, so a program matches the
+/// library's errors as it matches epoll's, mio's or polling's. Errors carry
+/// no message of their own: each method's documentation says, per errno,
+/// the cause and what to do (the whole table: docs/semantics.md, "Errors").
+pub fn errno(errno: i32) -> io::Error {
+    io::Error::from_raw_os_error(errno)
 }
 
-/// The payload of errors made by [`error`]: keeps the errno readable through
-/// [`errno_of`] even though `io::Error::new` drops `raw_os_error`.
-#[derive(Debug)]
-struct Errno {
-    errno: i32,
-    msg: String,
-}
-
-impl std::fmt::Display for Errno {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = errno_name(self.errno);
-        write!(f, "{} ({name})", self.msg)
-    }
-}
-
-impl std::error::Error for Errno {}
-
-/// The errno an error carries: the OS error code, or the one given to
-/// [`error`]. `None` for errors that carry no errno.
-pub fn errno_of(err: &io::Error) -> Option<i32> {
-    err.raw_os_error().or_else(|| {
-        err.get_ref()
-            .and_then(|e| e.downcast_ref::<Errno>())
-            .map(|e| e.errno)
-    })
+/// The old shape of [`errno`], kept only until
+/// `crates/uring-poll/src/poller.rs` is split (issue 11); `_why` is
+/// dropped.
+#[doc(hidden)]
+pub fn error(e: i32, _why: impl std::fmt::Display) -> io::Error {
+    errno(e)
 }
 
 /// Short symbolic name of the errnos the contract uses, for messages.
@@ -92,14 +69,7 @@ pub fn errno_name(errno: i32) -> &'static str {
 pub fn check_fd(fd: BorrowedFd<'_>) -> io::Result<()> {
     let raw: RawFd = std::os::fd::AsRawFd::as_raw_fd(&fd);
     // SAFETY: F_GETFD only reads the fd table.
-    match unsafe { syscall!(fcntl(raw, libc::F_GETFD)) } {
-        Ok(_) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EBADF) => Err(error(
-            libc::EBADF,
-            format_args!("fd {raw} is not an open file descriptor; register an fd that is open"),
-        )),
-        Err(e) => Err(e),
-    }
+    unsafe { syscall!(fcntl(raw, libc::F_GETFD)) }.map(drop)
 }
 
 /// The instant a `wait` with `timeout` ends: `None` for no limit, and also
@@ -269,14 +239,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn error_keeps_its_errno_and_message() {
-        let e = error(libc::ENOSPC, "poller is full");
-        assert_eq!(errno_of(&e), Some(libc::ENOSPC));
+    fn s09_errors_keep_their_errno_for_raw_os_error() {
+        let e = errno(libc::ENOSPC);
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
         assert_eq!(e.kind(), io::ErrorKind::StorageFull);
-        assert!(e.to_string().contains("poller is full (ENOSPC)"), "{e}");
-        let os = io::Error::from_raw_os_error(libc::EBADF);
-        assert_eq!(errno_of(&os), Some(libc::EBADF));
-        assert_eq!(errno_of(&io::Error::other("x")), None);
     }
 
     #[test]

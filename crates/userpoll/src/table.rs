@@ -9,7 +9,7 @@ use std::os::fd::RawFd;
 
 use slab::Slab;
 
-use crate::sys::error;
+use crate::sys::errno;
 use crate::Interest;
 
 /// Names one registration: its slot and that slot's generation when the
@@ -81,30 +81,13 @@ impl<T> Table<T> {
     /// whatever the capacity.
     pub fn with_capacity(capacity: usize) -> io::Result<Table<T>> {
         if capacity == 0 || capacity > u32::MAX as usize {
-            return Err(error(
-                libc::EINVAL,
-                format_args!(
-                    "capacity {capacity} is out of range; give 1 to {} registrations",
-                    u32::MAX
-                ),
-            ));
+            return Err(errno(libc::EINVAL));
         }
         let fd_limit = crate::sys::max_fds();
         if capacity as u64 > fd_limit {
-            return Err(error(
-                libc::EMFILE,
-                format_args!(
-                    "capacity {capacity} exceeds fs.nr_open ({fd_limit}), the most fds a process \
-                     here can hold; create the poller with a capacity of at most that"
-                ),
-            ));
+            return Err(errno(libc::EMFILE));
         }
-        let no_memory = |_| {
-            error(
-                libc::ENOMEM,
-                format_args!("no memory for a table of {capacity} registrations; ask for fewer"),
-            )
-        };
+        let no_memory = |_| errno(libc::ENOMEM);
         let mut generations = Vec::new();
         generations.try_reserve_exact(capacity).map_err(no_memory)?;
         generations.resize(capacity, 0);
@@ -143,20 +126,10 @@ impl<T> Table<T> {
     pub fn check_insert(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
         interest.validate()?;
         if self.by_fd.contains_key(&fd) {
-            return Err(error(
-                libc::EEXIST,
-                format_args!("fd {fd} is registered already; use modify to change it"),
-            ));
+            return Err(errno(libc::EEXIST));
         }
         if self.slab.len() >= self.capacity {
-            return Err(error(
-                libc::ENOSPC,
-                format_args!(
-                    "the poller is full ({} registrations); delete one or create the poller \
-                     with a larger capacity",
-                    self.capacity
-                ),
-            ));
+            return Err(errno(libc::ENOSPC));
         }
         Ok(())
     }
@@ -206,7 +179,7 @@ impl<T> Table<T> {
     pub fn by_fd(&self, fd: RawFd) -> io::Result<&Registration<T>> {
         match self.by_fd.get(&fd) {
             Some(&slot) => Ok(&self.slab[slot as usize]),
-            None => Err(not_registered(fd)),
+            None => Err(errno(libc::ENOENT)),
         }
     }
 
@@ -214,7 +187,7 @@ impl<T> Table<T> {
     pub fn by_fd_mut(&mut self, fd: RawFd) -> io::Result<&mut Registration<T>> {
         match self.by_fd.get(&fd) {
             Some(&slot) => Ok(&mut self.slab[slot as usize]),
-            None => Err(not_registered(fd)),
+            None => Err(errno(libc::ENOENT)),
         }
     }
 
@@ -228,7 +201,7 @@ impl<T> Table<T> {
         data: u64,
     ) -> io::Result<(Key, &mut Registration<T>)> {
         interest.validate()?;
-        let slot = *self.by_fd.get(&fd).ok_or_else(|| not_registered(fd))? as usize;
+        let slot = *self.by_fd.get(&fd).ok_or_else(|| errno(libc::ENOENT))? as usize;
         let generation = &mut self.generations[slot];
         *generation = generation.wrapping_add(1);
         let reg = &mut self.slab[slot];
@@ -245,7 +218,7 @@ impl<T> Table<T> {
     /// Removes the registration of `fd`; its key is stale from now on.
     /// ENOENT changes nothing.
     pub fn remove(&mut self, fd: RawFd) -> io::Result<Registration<T>> {
-        let slot = self.by_fd.remove(&fd).ok_or_else(|| not_registered(fd))? as usize;
+        let slot = self.by_fd.remove(&fd).ok_or_else(|| errno(libc::ENOENT))? as usize;
         let generation = &mut self.generations[slot];
         *generation = generation.wrapping_add(1);
         Ok(self.slab.remove(slot))
@@ -266,17 +239,9 @@ impl<T> Table<T> {
     }
 }
 
-fn not_registered(fd: RawFd) -> io::Error {
-    error(
-        libc::ENOENT,
-        format_args!("fd {fd} is not registered with this poller; add it first"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::errno_of;
 
     #[test]
     fn key_round_trips_through_u64() {
@@ -292,14 +257,14 @@ mod tests {
         let mut t = Table::with_capacity(2).unwrap();
         let a = t.insert(10, Interest::READABLE, 1, ()).unwrap();
         let e = t.insert(10, Interest::WRITABLE, 2, ()).unwrap_err();
-        assert_eq!(errno_of(&e), Some(libc::EEXIST));
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
         t.insert(11, Interest::READABLE, 3, ()).unwrap();
         let e = t.insert(12, Interest::READABLE, 4, ()).unwrap_err();
-        assert_eq!(errno_of(&e), Some(libc::ENOSPC));
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
         let e = t.modify(99, Interest::READABLE, 5).unwrap_err();
-        assert_eq!(errno_of(&e), Some(libc::ENOENT));
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
         let e = t.modify(10, Interest::from_epoll_bits(0), 5).unwrap_err();
-        assert_eq!(errno_of(&e), Some(libc::EINVAL));
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
         assert_eq!(t.get(a).unwrap().data, 1);
         assert_eq!(t.len(), 2);
     }

@@ -67,9 +67,12 @@ pub fn availability(id: BackendId) -> Result<(), String> {
     }
     match id.library() {
         Some(b) if !b.is_supported() => match anypoll::AnyPoller::new(b, 2) {
-            // Built once more to get the cause the crate names.
+            // Built once more to get the errno and its explanation.
             Ok(_) => Ok(()),
-            Err(e) => Err(format!("{b} cannot run here: {e}")),
+            Err(e) => Err(match b.explain(&e) {
+                Some(why) => format!("{b} cannot run here: {e}: {why}"),
+                None => format!("{b} cannot run here: {e}"),
+            }),
         },
         _ => Ok(()),
     }

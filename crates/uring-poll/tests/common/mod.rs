@@ -5,7 +5,6 @@
 use std::io;
 
 use uring_poll::{Profile, UringPoll};
-use userpoll::sys::errno_of;
 
 /// Every variant the crate offers: each profile multishot, and re-arm mode.
 pub fn variants() -> Vec<(String, Profile, bool)> {
@@ -25,7 +24,7 @@ pub fn make(what: &str, r: io::Result<UringPoll>) -> Option<UringPoll> {
         Ok(p) => Some(p),
         Err(e)
             if matches!(
-                errno_of(&e),
+                e.raw_os_error(),
                 Some(libc::ENOSYS | libc::EPERM | libc::EOPNOTSUPP)
             ) =>
         {

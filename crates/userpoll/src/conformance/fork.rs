@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use super::fds;
 use super::{child, make, Harness};
-use crate::sys::errno_of;
 use crate::{Control, Events, Interest, Poller};
 
 /// Exit codes of the forked child, one per check, so the parent can say
@@ -53,7 +52,8 @@ fn fork_in_this_process<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
     if pid == 0 {
-        let eperm = |r: io::Result<()>| matches!(r, Err(ref e) if errno_of(e) == Some(libc::EPERM));
+        let eperm =
+            |r: io::Result<()>| matches!(r, Err(ref e) if e.raw_os_error() == Some(libc::EPERM));
         let mut events = Events::with_capacity(16);
         let code = if !eperm(
             h.poller

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::fds::{self, unused_fd_number};
 use super::{make, setup, PATIENCE};
-use crate::sys::{errno_name, errno_of};
+use crate::sys::errno_name;
 use crate::{syscall, Control, Events, Interest, Poller};
 
 /// Most system calls a `wait` that blocks until one fire may make: a few
@@ -212,11 +212,11 @@ pub fn s08_capacity_edges_are_errors<P: Poller>(new: &dyn Fn(usize) -> io::Resul
             ),
             Err(e) => assert!(
                 matches!(
-                    errno_of(&e),
+                    e.raw_os_error(),
                     Some(libc::EINVAL | libc::EMFILE | libc::ENOMEM)
                 ),
                 "capacity {cap}: {e} ({:?})",
-                errno_of(&e)
+                e.raw_os_error()
             ),
         }
     }
@@ -254,7 +254,7 @@ pub fn s09_bad_interest_is_einval_before_any_fd_check<P: Poller>(
     ];
     for (what, r) in cases {
         let e = r.expect_err(what);
-        assert_eq!(errno_of(&e), Some(libc::EINVAL), "{what}: {e}");
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{what}: {e}");
     }
 }
 
@@ -391,14 +391,14 @@ pub fn s09_every_fd_kind<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
                 ),
                 (want, Err(e)) => {
                     assert_eq!(
-                        errno_of(&e),
+                        e.raw_os_error(),
                         Some(want),
                         "{}: add from {place}: {e}",
                         kind.name
                     );
                     let e = poller.control().delete(kind.fd.as_fd()).unwrap_err();
                     assert_eq!(
-                        errno_of(&e),
+                        e.raw_os_error(),
                         Some(libc::ENOENT),
                         "{}: a refused add left a registration ({e})",
                         kind.name
@@ -436,7 +436,7 @@ pub fn s09_every_fd_kind<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
             add()
         };
         let e = r.expect_err("add of an fd that is not open");
-        assert_eq!(errno_of(&e), Some(libc::EBADF), "{e}");
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{e}");
     }
 }
 
@@ -487,7 +487,7 @@ pub fn s09_the_pollers_own_fds<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) 
                 }
                 Err(e) => assert!(
                     matches!(
-                        errno_of(&e),
+                        e.raw_os_error(),
                         // EEXIST: the poller's own kernel object holds it
                         // already (epoll-ring's stop eventfd).
                         Some(libc::EINVAL | libc::EBADF | libc::EPERM | libc::ELOOP | libc::EEXIST)

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use super::fds;
 use super::{child, make, setup, Harness, PATIENCE};
-use crate::sys::errno_of;
 use crate::{Control, Interest, Poller};
 
 /// S13: closing a registered fd without `delete` is safe: no event for a
@@ -45,7 +44,7 @@ pub fn s13_closing_a_registered_fd<P: Poller>(new: &dyn Fn(usize) -> io::Result<
         .control()
         .add(b.as_fd(), Interest::READABLE, 2)
         .unwrap_err();
-    assert_eq!(errno_of(&e), Some(libc::EEXIST), "{e}");
+    assert_eq!(e.raw_os_error(), Some(libc::EEXIST), "{e}");
     h.control().delete(b.as_fd()).unwrap();
     h.control().add(b.as_fd(), Interest::READABLE, 2).unwrap();
     let (_, seen) = h.expect(2, "the new fd after delete and add (S4: it is readable)");

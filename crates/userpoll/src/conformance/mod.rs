@@ -32,7 +32,6 @@
 use std::io;
 use std::time::Duration;
 
-use crate::sys::errno_of;
 use crate::Poller;
 
 pub mod child;
@@ -42,8 +41,8 @@ mod fork;
 mod harness;
 mod hostile;
 mod lifetime;
-mod nesting;
 pub mod model;
+mod nesting;
 mod registration;
 mod take;
 mod threads;
@@ -85,7 +84,7 @@ pub fn make<P: Poller>(
         Ok(p) => Some(p),
         Err(e)
             if matches!(
-                errno_of(&e),
+                e.raw_os_error(),
                 Some(libc::ENOSYS | libc::EPERM | libc::EOPNOTSUPP)
             ) && std::env::var_os("USERPOLL_REQUIRE_BACKEND").is_none() =>
         {

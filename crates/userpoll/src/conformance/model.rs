@@ -34,7 +34,6 @@ use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
 use super::fds;
 use super::{child, make, PATIENCE};
-use crate::sys::errno_of;
 use crate::{syscall, Control, Event, Events, Interest, Poller};
 
 /// Random sequences each backend runs in CI (`USERPOLL_MODEL_CASES`
@@ -311,7 +310,7 @@ fn control<C: Control>(ctl: &C, fx: &[Fixture], op: &Op) -> i32 {
     };
     match r {
         Ok(()) => 0,
-        Err(e) => errno_of(&e).unwrap_or(-1),
+        Err(e) => e.raw_os_error().unwrap_or(-1),
     }
 }
 
@@ -325,7 +324,7 @@ fn with_data<C: Control>(ctl: &C, fx: &[Fixture], op: &Op, data: u64) -> i32 {
     };
     match r {
         Ok(()) => 0,
-        Err(e) => errno_of(&e).unwrap_or(-1),
+        Err(e) => e.raw_os_error().unwrap_or(-1),
     }
 }
 

@@ -80,7 +80,9 @@ fn nested_expect<P: Poller>(h: &mut Harness<P>, outer: &Outer, data: u64, why: &
 pub fn s11_nested_in_another_epoll<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
     let mut h = setup!("s11", new, 8);
     let efd = fds::eventfd().unwrap();
-    h.control().add(efd.as_fd(), crate::Interest::READABLE, 1).unwrap();
+    h.control()
+        .add(efd.as_fd(), crate::Interest::READABLE, 1)
+        .unwrap();
     h.poll(); // the owner takes once first, as a program does before nesting
     let outer = match h.poller.pollable_fd() {
         Ok(fd) => Outer::new(fd).unwrap(),
@@ -123,7 +125,8 @@ pub fn s11_nested_in_another_epoll<P: Poller>(new: &dyn Fn(usize) -> io::Result<
         let ready = ready.try_clone().unwrap();
         thread::spawn(move || {
             thread::sleep(Duration::from_millis(30));
-            ctl.add(ready.as_fd(), crate::Interest::READABLE, 2).unwrap();
+            ctl.add(ready.as_fd(), crate::Interest::READABLE, 2)
+                .unwrap();
         })
     };
     nested_expect(&mut h, &outer, 2, "added, ready, from another thread");
