@@ -1,18 +1,34 @@
 //! The one place where raw system-call results become `io::Result`, and the
 //! constructors for the errors the contract names (S9).
+//!
+//! The calls every crate shares (eventfd, pipe, socketpair, futex, epoll
+//! waits, the fd limit) go through rustix's safe wrappers;
+//! [`syscall!`](crate::syscall!) is left for the few libc calls rustix
+//! does not wrap.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::mem::MaybeUninit;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
+use rustix::event::epoll;
+use rustix::event::EventfdFlags;
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
+use rustix::pipe::PipeFlags;
+use rustix::process::{Resource, Rlimit};
+use rustix::thread::futex;
+
 /// Calls a libc function and turns `-1` into the thread's `errno` as an
-/// `io::Error`, the way mio's `syscall!` does.
+/// `io::Error`, the way mio's `syscall!` does. For the calls rustix does
+/// not wrap safely (`madvise`, `signalfd`, a `dup3` onto a closed number);
+/// use rustix where it does.
 ///
 /// It is as unsafe as the call it makes, so it may only be used inside an
 /// `unsafe` block, under the caller's `// SAFETY:` comment:
-/// `let fd = unsafe { syscall!(eventfd(0, 0)) }?;`. (It once wrapped the
-/// call in `unsafe` itself, which let safe code make any libc call.)
+/// `unsafe { syscall!(madvise(p, len, libc::MADV_DONTFORK)) }?;`. (It once
+/// wrapped the call in `unsafe` itself, which let safe code make any libc
+/// call.)
 ///
 /// ```compile_fail
 /// // Outside `unsafe` it does not compile.
@@ -67,9 +83,7 @@ pub fn errno_name(errno: i32) -> &'static str {
 /// `fcntl(F_GETFD)`. Backends whose kernel object reports a bad fd only
 /// asynchronously (an io_uring CQE) call this before changing any state.
 pub fn check_fd(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let raw: RawFd = std::os::fd::AsRawFd::as_raw_fd(&fd);
-    // SAFETY: F_GETFD only reads the fd table.
-    unsafe { syscall!(fcntl(raw, libc::F_GETFD)) }.map(drop)
+    rustix::io::fcntl_getfd(fd).map(drop).map_err(io::Error::from)
 }
 
 /// The instant a `wait` with `timeout` ends: `None` for no limit, and also
@@ -95,82 +109,119 @@ pub fn duration_ms(d: Duration) -> i32 {
     d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
 }
 
+/// Slots for what one `epoll_wait` reports: see [`EpollBuffer::wait`].
+pub struct EpollBuffer {
+    slots: Vec<MaybeUninit<epoll::Event>>,
+}
+
+// SAFETY: rustix's `epoll::Event` is not `Send` only because its data union
+// has a pointer variant. These slots hold plain bits (the event flags and
+// the u64 data word every caller stores), nothing tied to a thread, and
+// are reached only through `&mut self`.
+unsafe impl Send for EpollBuffer {}
+
+impl std::fmt::Debug for EpollBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpollBuffer")
+            .field("slots", &self.slots.len())
+            .finish()
+    }
+}
+
+impl EpollBuffer {
+    /// Room for `n` events per wait.
+    pub fn new(n: usize) -> EpollBuffer {
+        EpollBuffer {
+            slots: std::iter::repeat_with(MaybeUninit::uninit)
+                .take(n)
+                .collect(),
+        }
+    }
+
+    /// How many events one wait can report.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// No room at all.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// One `epoll_wait` on `epfd` for at most `max` events (and at most
+    /// [`len`](Self::len)) and `ms` milliseconds (negative: no limit; see
+    /// [`timeout_ms`]): each event as (data word, event flags). An
+    /// interrupted wait is the error EINTR, as from libc; callers decide
+    /// whether to retry.
+    ///
+    /// rustix makes it an `epoll_pwait` with no signal mask, which the
+    /// kernel serves exactly as `epoll_wait`; a whole number of
+    /// milliseconds keeps it off `epoll_pwait2`.
+    pub fn wait(
+        &mut self,
+        epfd: BorrowedFd<'_>,
+        max: usize,
+        ms: i32,
+    ) -> io::Result<impl ExactSizeIterator<Item = (u64, u32)> + '_> {
+        let timeout = (ms >= 0).then(|| rustix::event::Timespec {
+            tv_sec: i64::from(ms / 1000),
+            tv_nsec: i64::from(ms % 1000) * 1_000_000,
+        });
+        let max = max.min(self.slots.len());
+        let (events, _) = epoll::wait(epfd, &mut self.slots[..max], timeout.as_ref())?;
+        // By value: the kernel's epoll_event is packed on x86_64.
+        Ok(events.iter().map(|ev| (ev.data.u64(), { ev.flags }.bits())))
+    }
+}
+
 /// Blocks while `*word == expected`, for at most `timeout` (`None`: no
 /// limit): one `futex(FUTEX_WAIT_PRIVATE)`. A changed value (EAGAIN), a
 /// signal and the timeout all return `Ok`: callers re-check their
 /// condition.
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> io::Result<()> {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
+    let ts = timeout.map(|d| futex::Timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(d.subsec_nanos()),
     });
-    let tsp = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: word is a live, aligned u32 for the whole call (the caller
-    // holds a reference); tsp is null or points to a live timespec.
-    let r = unsafe {
-        syscall!(syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            expected,
-            tsp
-        ))
-    };
-    match r {
-        Ok(_) => Ok(()),
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EAGAIN | libc::EINTR | libc::ETIMEDOUT)
-            ) =>
-        {
+    match futex::wait(word, futex::Flags::PRIVATE, expected, ts.as_ref()) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR | rustix::io::Errno::TIMEDOUT) => {
             Ok(())
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Wakes every thread blocked in [`futex_wait`] on `word`: one
 /// `futex(FUTEX_WAKE_PRIVATE)`.
 pub fn futex_wake_all(word: &AtomicU32) {
-    // SAFETY: word is a live, aligned u32; FUTEX_WAKE only reads its address.
-    let _ = unsafe {
-        syscall!(syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            i32::MAX
-        ))
-    };
+    // The count is i32::MAX, as the kernel's own "wake all" is.
+    let _ = futex::wake(word, futex::Flags::PRIVATE, i32::MAX as u32);
 }
 
 /// A new non-blocking, close-on-exec eventfd with counter 0.
 pub fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain system call with no pointers.
-    let fd = unsafe { syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)) }?;
-    // SAFETY: a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(rustix::event::eventfd(
+        0,
+        EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC,
+    )?)
 }
 
 /// A new non-blocking, close-on-exec pipe: (read end, write end).
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a live array of two ints.
-    unsafe { syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC)) }?;
-    // SAFETY: two new fds that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(rustix::pipe::pipe_with(
+        PipeFlags::NONBLOCK | PipeFlags::CLOEXEC,
+    )?)
 }
 
 /// A new connected, non-blocking, close-on-exec UNIX stream socket pair.
 pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: fds is a live array of two ints.
-    unsafe { syscall!(socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr())) }?;
-    // SAFETY: two new fds that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )?)
 }
 
 /// The most fds any process on this kernel may hold (`fs.nr_open`, which
@@ -187,28 +238,39 @@ pub fn max_fds() -> u64 {
 /// and returns the limit now in force: a program holding thousands of fds
 /// (compare, the HTTP server, the benchmarks) calls it first.
 pub fn raise_fd_limit() -> io::Result<u64> {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: rl is a live rlimit the kernel fills.
-    unsafe { syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut rl)) }?;
-    if rl.rlim_cur < rl.rlim_max {
-        rl.rlim_cur = rl.rlim_max;
-        // SAFETY: rl is a live rlimit the kernel only reads.
-        unsafe { syscall!(setrlimit(libc::RLIMIT_NOFILE, &rl)) }?;
+    let rl = rustix::process::getrlimit(Resource::Nofile);
+    let (soft, hard) = numbers(rl);
+    if soft < hard {
+        let raised = Rlimit {
+            current: rl.maximum,
+            ..rl
+        };
+        rustix::process::setrlimit(Resource::Nofile, raised)?;
+        return Ok(hard);
     }
-    Ok(rl.rlim_cur)
+    Ok(soft)
+}
+
+/// `RLIMIT_NOFILE` as (soft, hard); `u64::MAX` (`RLIM_INFINITY`) for no
+/// limit.
+pub fn nofile_limit() -> (u64, u64) {
+    numbers(rustix::process::getrlimit(Resource::Nofile))
+}
+
+/// A limit as libc gives it: `RLIM_INFINITY` (`u64::MAX`) for rustix's None.
+fn numbers(rl: Rlimit) -> (u64, u64) {
+    (
+        rl.current.unwrap_or(u64::MAX),
+        rl.maximum.unwrap_or(u64::MAX),
+    )
 }
 
 /// Writes 1 to an eventfd the caller owns, to wake whoever polls it. A
 /// counter at its maximum (EAGAIN) leaves it readable already, so that is
 /// success too.
 pub fn eventfd_signal(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let one = 1u64.to_ne_bytes();
-    // SAFETY: writes 8 bytes from a live buffer to an open fd.
-    match unsafe { syscall!(write(fd.as_raw_fd(), one.as_ptr().cast(), 8)) } {
-        Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+    match rustix::io::write(fd, &1u64.to_ne_bytes()) {
+        Err(e) if e != rustix::io::Errno::AGAIN => Err(e.into()),
         _ => Ok(()),
     }
 }
@@ -217,11 +279,10 @@ pub fn eventfd_signal(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// was zero already (EAGAIN), `Ok(true)` when it was readable.
 pub fn eventfd_drain(fd: BorrowedFd<'_>) -> io::Result<bool> {
     let mut buf = [0u8; 8];
-    // SAFETY: reads at most 8 bytes into a live 8-byte buffer.
-    match unsafe { syscall!(read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8)) } {
+    match rustix::io::read(fd, &mut buf) {
         Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-        Err(e) => Err(e),
+        Err(rustix::io::Errno::AGAIN) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
