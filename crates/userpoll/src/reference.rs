@@ -26,15 +26,17 @@
 //! Every `wait` is one `epoll_wait`; every control call one `epoll_ctl`.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use rustix::event::epoll;
+
 use crate::fork::ForkCheck;
-use crate::sys::{deadline, timeout_ms};
+use crate::sys::{deadline, timeout_ms, EpollBuffer};
 use crate::table::{Key, Table};
-use crate::{syscall, Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats};
+use crate::{Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats};
 
 #[derive(Debug)]
 struct EpollInstance {
@@ -64,15 +66,26 @@ impl EpollInstance {
         Ok(self.table.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn ctl(&self, op: i32, fd: i32, interest: Interest, key: Key) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: interest.mask() | crate::bits::ET | (interest.bits() & crate::bits::ONESHOT),
-            u64: key.to_u64(),
-        };
+    fn ctl(&self, op: Ctl, fd: BorrowedFd<'_>, interest: Interest, key: Key) -> io::Result<()> {
+        let flags = epoll::EventFlags::from_bits_retain(
+            interest.mask() | crate::bits::ET | (interest.bits() & crate::bits::ONESHOT),
+        );
+        let data = epoll::EventData::new_u64(key.to_u64());
         self.counters.incr(Counter::EpollCtl);
-        // SAFETY: epfd is open for the life of self; ev is a live epoll_event.
-        unsafe { syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev)) }.map(drop)
+        Ok(match op {
+            Ctl::Add => epoll::add(&self.epfd, fd, data, flags),
+            Ctl::Mod => epoll::modify(&self.epfd, fd, data, flags),
+            Ctl::Del => epoll::delete(&self.epfd, fd),
+        }?)
     }
+}
+
+/// The `epoll_ctl` operations.
+#[derive(Debug, Clone, Copy)]
+enum Ctl {
+    Add,
+    Mod,
+    Del,
 }
 
 /// The reference poller. See the module documentation.
@@ -98,7 +111,8 @@ impl EpollInstance {
 #[derive(Debug)]
 pub struct Reference {
     control: ReferenceControl,
-    buf: Vec<libc::epoll_event>,
+    /// The slots one `epoll_wait` fills.
+    buf: EpollBuffer,
 }
 
 /// The control handle of a [`Reference`] poller.
@@ -113,24 +127,14 @@ impl Reference {
     /// not fit in memory (see [`Table::with_capacity`]).
     pub fn new(capacity: usize) -> io::Result<Reference> {
         let table = Table::with_capacity(capacity)?;
-        // SAFETY: plain system call with no pointers.
-        let fd = unsafe { syscall!(epoll_create1(libc::EPOLL_CLOEXEC)) }?;
-        // SAFETY: epoll_create1 returned a new fd that nothing else owns.
-        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let epfd = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let wakefd = crate::sys::eventfd()?;
-        let mut ev = libc::epoll_event {
-            events: crate::bits::IN | crate::bits::ET,
-            u64: WAKE,
-        };
-        // SAFETY: both fds are open; ev is a live epoll_event.
-        unsafe {
-            syscall!(epoll_ctl(
-                epfd.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                wakefd.as_raw_fd(),
-                &mut ev
-            ))
-        }?;
+        epoll::add(
+            &epfd,
+            &wakefd,
+            epoll::EventData::new_u64(WAKE),
+            epoll::EventFlags::IN | epoll::EventFlags::ET,
+        )?;
         Ok(Reference {
             control: ReferenceControl {
                 inner: Arc::new(EpollInstance {
@@ -142,18 +146,18 @@ impl Reference {
                     woken: AtomicBool::new(false),
                 }),
             },
-            buf: Vec::with_capacity(capacity.min(1024)),
+            buf: EpollBuffer::new(capacity.min(1024)),
         })
     }
 }
 
 impl Control for ReferenceControl {
     fn add(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
-        let fd = fd.as_raw_fd();
+        let raw = fd.as_raw_fd();
         let mut table = self.inner.table()?;
-        let key = table.insert(fd, interest, data, ())?;
-        if let Err(e) = self.inner.ctl(libc::EPOLL_CTL_ADD, fd, interest, key) {
-            table.remove(fd).expect("just inserted");
+        let key = table.insert(raw, interest, data, ())?;
+        if let Err(e) = self.inner.ctl(Ctl::Add, fd, interest, key) {
+            table.remove(raw).expect("just inserted");
             return Err(e);
         }
         self.inner.counters.incr(Counter::ControlOps);
@@ -161,17 +165,17 @@ impl Control for ReferenceControl {
     }
 
     fn modify(&self, fd: BorrowedFd<'_>, interest: Interest, data: u64) -> io::Result<()> {
-        let fd = fd.as_raw_fd();
+        let raw = fd.as_raw_fd();
         let mut table = self.inner.table()?;
         // S9: the interest is checked first, as every backend does.
         interest.validate()?;
         let (old_interest, old_data) = {
-            let reg = table.by_fd(fd)?;
+            let reg = table.by_fd(raw)?;
             (reg.interest, reg.data)
         };
-        let (_, reg) = table.modify(fd, interest, data)?;
+        let (_, reg) = table.modify(raw, interest, data)?;
         let key = reg.key;
-        match self.inner.ctl(libc::EPOLL_CTL_MOD, fd, interest, key) {
+        match self.inner.ctl(Ctl::Mod, fd, interest, key) {
             Ok(()) => {}
             // The fd was closed while registered (S13): the kernel dropped
             // it; nothing to re-arm until the caller deletes it.
@@ -181,7 +185,7 @@ impl Control for ReferenceControl {
                 // drops events of the old key, as a failed call must not
                 // deliver new ones either.
                 table
-                    .modify(fd, old_interest, old_data)
+                    .modify(raw, old_interest, old_data)
                     .expect("registered");
                 return Err(e);
             }
@@ -191,20 +195,17 @@ impl Control for ReferenceControl {
     }
 
     fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        let fd = fd.as_raw_fd();
+        let raw = fd.as_raw_fd();
         let mut table = self.inner.table()?;
-        let interest = table.by_fd(fd)?.interest;
-        match self
-            .inner
-            .ctl(libc::EPOLL_CTL_DEL, fd, interest, Key::from_u64(0))
-        {
+        let interest = table.by_fd(raw)?.interest;
+        match self.inner.ctl(Ctl::Del, fd, interest, Key::from_u64(0)) {
             Ok(()) => {}
             // Closed while registered (S13), or the number now names another
             // file: the kernel holds nothing for it under this number.
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EBADF)) => {}
             Err(e) => return Err(e),
         }
-        table.remove(fd)?;
+        table.remove(raw)?;
         self.inner.counters.incr(Counter::ControlOps);
         Ok(())
     }
@@ -229,7 +230,7 @@ impl Poller for Reference {
         events.clear();
         let inner = &*self.control.inner;
         inner.process.check()?;
-        let max = events.capacity().min(self.buf.capacity()).max(1);
+        let max = events.capacity().min(self.buf.len()).max(1);
         let zero = timeout == Some(Duration::ZERO);
         let deadline = deadline(timeout);
         loop {
@@ -237,32 +238,20 @@ impl Poller for Reference {
             // value is -1; a long deadline loops in i32::MAX ms steps.
             let ms = if zero { 0 } else { timeout_ms(deadline) };
             inner.counters.incr(Counter::EpollWait);
-            // SAFETY: buf has capacity for `max` entries; the kernel writes
-            // at most `max` and returns how many.
-            let r = unsafe {
-                syscall!(epoll_wait(
-                    inner.epfd.as_raw_fd(),
-                    self.buf.as_mut_ptr(),
-                    max as i32,
-                    ms
-                ))
-            };
-            let n = match r {
-                Ok(n) => n as usize,
+            let got = match self.buf.wait(inner.epfd.as_fd(), max, ms) {
+                Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            // SAFETY: the kernel initialised the first n entries.
-            unsafe { self.buf.set_len(n) };
             let table = inner.table()?;
             let mut stale = 0;
-            for ev in self.buf.drain(..) {
-                if ev.u64 == WAKE {
+            for (key, bits) in got {
+                if key == WAKE {
                     continue;
                 }
-                match table.get(Key::from_u64(ev.u64)) {
+                match table.get(Key::from_u64(key)) {
                     Some(reg) => {
-                        let ready = ev.events & reg.interest.mask();
+                        let ready = bits & reg.interest.mask();
                         events.push(Event::new(reg.data, Ready::from_bits(ready)));
                     }
                     None => stale += 1,
