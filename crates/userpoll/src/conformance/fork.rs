@@ -78,15 +78,16 @@ fn fork_in_this_process<P: Poller>(new: &dyn Fn(usize) -> io::Result<P>) {
         // SAFETY: ends the child at once, as a forked child should.
         unsafe { libc::_exit(code) };
     }
-    let mut status = 0;
-    // SAFETY: status is a live int; pid is our child.
-    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(r, pid, "waitpid: {}", io::Error::last_os_error());
-    assert!(
-        libc::WIFEXITED(status),
-        "the child did not exit normally (status {status:#x}; a signal such as SIGSEGV?)"
-    );
-    let code = libc::WEXITSTATUS(status);
+    let child = rustix::process::Pid::from_raw(pid).expect("fork gave the parent a pid");
+    let (_, status) = rustix::process::waitpid(Some(child), rustix::process::WaitOptions::empty())
+        .expect("waitpid")
+        .expect("waitpid without WNOHANG waits for a status");
+    let code = status.exit_status().unwrap_or_else(|| {
+        panic!(
+            "the child did not exit normally (status {:#x}; a signal such as SIGSEGV?)",
+            status.as_raw()
+        )
+    });
     let what = match code {
         CHILD_OK => "",
         CHILD_WAIT_NOT_EPERM => "wait in the child did not fail with EPERM",

@@ -5,7 +5,7 @@
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -14,7 +14,9 @@ use std::time::Duration;
 use super::fds::{self, unused_fd_number};
 use super::{make, setup, PATIENCE};
 use crate::sys::errno_name;
-use crate::{syscall, Control, Events, Interest, Poller};
+use rustix::fs::{Mode, OFlags};
+
+use crate::{Control, Events, Interest, Poller};
 
 /// Most system calls a `wait` that blocks until one fire may make: a few
 /// enters, wake-ups and re-tries, not the tens of thousands of a spin.
@@ -267,12 +269,8 @@ struct Kind {
     errno: i32,
 }
 
-fn open(path: &str, flags: i32) -> OwnedFd {
-    let c = std::ffi::CString::new(path).unwrap();
-    // SAFETY: c is a live NUL-terminated path.
-    let fd = unsafe { syscall!(open(c.as_ptr(), flags | libc::O_CLOEXEC)) }.expect(path);
-    // SAFETY: a new fd that nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+fn open(path: &str, flags: OFlags) -> OwnedFd {
+    rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty()).expect(path)
 }
 
 fn kinds() -> Vec<Kind> {
@@ -308,19 +306,19 @@ fn kinds() -> Vec<Kind> {
         },
         Kind {
             name: "directory",
-            fd: open("/", libc::O_RDONLY | libc::O_DIRECTORY),
+            fd: open("/", OFlags::RDONLY | OFlags::DIRECTORY),
             _peer: None,
             errno: libc::EPERM,
         },
         Kind {
             name: "/dev/null",
-            fd: open("/dev/null", libc::O_RDWR),
+            fd: open("/dev/null", OFlags::RDWR),
             _peer: None,
             errno: libc::EPERM,
         },
         Kind {
             name: "O_PATH fd",
-            fd: open("/", libc::O_PATH),
+            fd: open("/", OFlags::PATH),
             _peer: None,
             errno: libc::EBADF,
         },
@@ -329,19 +327,12 @@ fn kinds() -> Vec<Kind> {
 
 /// An unlinked regular file in the temp dir.
 fn tempfile() -> OwnedFd {
-    let dir = std::env::temp_dir();
-    let c = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
-    // SAFETY: c is a live NUL-terminated path.
-    let fd = unsafe {
-        syscall!(open(
-            c.as_ptr(),
-            libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
-            0o600
-        ))
-    }
-    .expect("O_TMPFILE in the temp dir");
-    // SAFETY: a new fd that nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+    rustix::fs::open(
+        std::env::temp_dir(),
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .expect("O_TMPFILE in the temp dir")
 }
 
 /// S9: every kind of fd gets the same answer as kernel epoll gives it
@@ -449,7 +440,9 @@ fn open_fds() -> std::collections::HashSet<i32> {
     // The directory's own fd was in the listing and is closed now.
     names
         .into_iter()
-        // SAFETY: F_GETFD only reads the fd table.
+        // Stays on libc: rustix's fcntl takes a BorrowedFd, which a number
+        // that may have closed since the listing cannot soundly be.
+        // SAFETY: F_GETFD only reads the fd table; any number is allowed.
         .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1)
         .collect()
 }

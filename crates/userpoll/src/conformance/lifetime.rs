@@ -31,6 +31,8 @@ pub fn s13_closing_a_registered_fd<P: Poller>(new: &dyn Fn(usize) -> io::Result<
     let b = if b.as_raw_fd() == num {
         b
     } else {
+        // Stays on libc: rustix's dup3 needs an OwnedFd at the target number,
+        // and `num` is closed.
         // SAFETY: dup3 onto `num`, which is closed; the result is owned here.
         let r =
             unsafe { crate::syscall!(dup3(b.as_raw_fd(), num, libc::O_CLOEXEC)) }.expect("dup3");

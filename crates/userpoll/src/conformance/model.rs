@@ -25,7 +25,7 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
 use super::fds;
 use super::{child, make, PATIENCE};
-use crate::{syscall, Control, Event, Events, Interest, Poller};
+use crate::{Control, Event, Events, Interest, Poller};
 
 /// Random sequences each backend runs in CI (`USERPOLL_MODEL_CASES`
 /// overrides it).
@@ -339,20 +339,11 @@ fn who_of(op: &Op) -> Option<Who> {
 /// is closed by `dup3`, atomically: no other thread can take the number).
 fn reuse(fx: &mut [Fixture], s: usize) {
     let new = Fixture::new(s);
-    let num = fx[s].fd.as_raw_fd();
-    // SAFETY: both fds are open; dup3 replaces `num` atomically.
-    unsafe { syscall!(dup3(new.fd.as_raw_fd(), num, libc::O_CLOEXEC)) }.expect("dup3");
-    let old = std::mem::replace(
-        &mut fx[s],
-        Fixture {
-            // SAFETY: `num` now names the new file, and the old OwnedFd is
-            // forgotten below, so exactly one owner closes it.
-            fd: unsafe { OwnedFd::from_raw_fd(num) },
-            writer: new.writer,
-        },
-    );
-    std::mem::forget(old.fd);
+    // The slot's OwnedFd keeps its number, which now names the new file.
+    rustix::io::dup3(&new.fd, &mut fx[s].fd, rustix::io::DupFlags::CLOEXEC).expect("dup3");
+    let old_writer = std::mem::replace(&mut fx[s].writer, new.writer);
     drop(new.fd);
+    drop(old_writer);
 }
 
 fn run_one<P: Poller>(poller: &mut P, capacity: usize, ops: &[Op]) -> Result<(), String> {
