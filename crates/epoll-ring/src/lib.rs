@@ -23,24 +23,18 @@
 //! mode are in `docs/epoll-ring.md` at the root of the repository.
 //!
 //! ```
-//! use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+//! use std::os::fd::AsFd;
 //! use std::time::Duration;
 //! use epoll_ring::{DriverMode, EpollRing};
-//! use userpoll::{Control, Events, Interest, Poller};
+//! use userpoll::{sys, Control, Events, Interest, Poller};
 //!
 //! # fn main() -> std::io::Result<()> {
 //! for mode in [DriverMode::Thread, DriverMode::Inline] {
 //!     let mut poller = EpollRing::with_mode(16, mode)?;
-//!     // SAFETY: eventfd returns a new fd that nothing else owns, or -1.
-//!     let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-//!     assert!(efd >= 0);
-//!     // SAFETY: efd is a fresh, open fd owned by nobody else.
-//!     let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+//!     let efd = sys::eventfd()?; // non-blocking, close-on-exec
 //!     poller.control().add(efd.as_fd(), Interest::READABLE, 42)?;
 //!
-//!     let one = 1u64.to_ne_bytes();
-//!     // SAFETY: writes 8 bytes from a live buffer to an open eventfd.
-//!     unsafe { libc::write(efd.as_raw_fd(), one.as_ptr().cast(), 8) };
+//!     sys::eventfd_signal(efd.as_fd())?;
 //!
 //!     let mut events = Events::with_capacity(64);
 //!     let n = poller.wait(&mut events, Some(Duration::from_secs(5)))?;

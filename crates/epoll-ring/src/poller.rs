@@ -35,19 +35,20 @@
 //!   child's fds and neither signals nor joins the parent's driver.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rustix::event::epoll;
 use userpoll::bits::{ET, ONESHOT};
 use userpoll::fork::ForkCheck;
-use userpoll::sys::{deadline, errno, futex_wait, futex_wake_all as futex_wake, timeout_ms};
-use userpoll::table::Table;
-use userpoll::{
-    syscall, Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats,
+use userpoll::sys::{
+    deadline, errno, futex_wait, futex_wake_all as futex_wake, timeout_ms, EpollBuffer,
 };
+use userpoll::table::Table;
+use userpoll::{Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats};
 
 use crate::ring::{Publish, Ring};
 
@@ -120,43 +121,38 @@ impl RingInstance {
         Ok(self.table.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn ctl(&self, op: i32, fd: RawFd, interest: Option<Interest>, key: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: interest.map_or(0, events_word),
-            u64: key,
-        };
+    /// One `epoll_ctl`: `Add` and `Mod` with the registration's event word
+    /// ([`events_word`]) and `key` as data; `Del` (interest `None`) with
+    /// neither.
+    fn ctl(
+        &self,
+        op: Ctl,
+        fd: BorrowedFd<'_>,
+        interest: Option<Interest>,
+        key: u64,
+    ) -> io::Result<()> {
+        let flags = epoll::EventFlags::from_bits_retain(interest.map_or(0, events_word));
+        let data = epoll::EventData::new_u64(key);
         self.counters.incr(Counter::EpollCtl);
-        // SAFETY: epfd is open for the life of self; ev is a live epoll_event.
-        unsafe { syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev)) }.map(drop)
+        Ok(match op {
+            Ctl::Add => epoll::add(&self.epfd, fd, data, flags),
+            Ctl::Mod => epoll::modify(&self.epfd, fd, data, flags),
+            Ctl::Del => epoll::delete(&self.epfd, fd),
+        }?)
     }
 
     /// One round of the driver: `epoll_wait` for up to `ms` milliseconds
     /// (-1: no limit), then publish what it reported. Returns whether the
     /// stop eventfd was among the events.
-    fn drive(&self, buf: &mut Vec<libc::epoll_event>, ms: i32) -> io::Result<bool> {
-        buf.clear();
+    fn drive(&self, buf: &mut EpollBuffer, ms: i32) -> io::Result<bool> {
         self.counters.incr(Counter::EpollWait);
-        // SAFETY: buf has room for capacity() entries; the kernel writes at
-        // most that many and returns how many.
-        let r = unsafe {
-            syscall!(epoll_wait(
-                self.epfd.as_raw_fd(),
-                buf.as_mut_ptr(),
-                buf.capacity() as i32,
-                ms
-            ))
-        };
-        let n = match r {
-            Ok(n) => n as usize,
+        let got = match buf.wait(self.epfd.as_fd(), buf.len(), ms) {
+            Ok(got) => got,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
             Err(e) => return Err(e),
         };
-        // SAFETY: the kernel initialised the first n entries.
-        unsafe { buf.set_len(n) };
         let (mut queued, mut coalesced, mut dropped, mut stop) = (0, 0, 0, false);
-        for ev in buf.iter() {
-            // By value: epoll_event is packed on x86_64.
-            let (key, bits) = (ev.u64, ev.events);
+        for (key, bits) in got {
             if key == STOP_KEY {
                 stop = true;
                 continue;
@@ -237,6 +233,14 @@ impl RingInstance {
     }
 }
 
+/// The `epoll_ctl` operations.
+#[derive(Debug, Clone, Copy)]
+enum Ctl {
+    Add,
+    Mod,
+    Del,
+}
+
 /// The epoll event word of a registration: the readiness bits, `EPOLLET`
 /// always, and `EPOLLONESHOT` when asked for. Also the ring item's `events`.
 fn events_word(interest: Interest) -> u32 {
@@ -258,24 +262,14 @@ struct DriverThread {
 
 impl DriverThread {
     fn start(shared: Arc<RingInstance>) -> io::Result<DriverThread> {
-        // SAFETY: plain system call with no pointers.
-        let fd = unsafe { syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)) }?;
-        // SAFETY: eventfd returned a new fd that nothing else owns.
-        let stopfd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: STOP_KEY,
-        };
+        let stopfd = userpoll::sys::eventfd()?;
         shared.counters.incr(Counter::EpollCtl);
-        // SAFETY: both fds are open; ev is a live epoll_event.
-        unsafe {
-            syscall!(epoll_ctl(
-                shared.epfd.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                stopfd.as_raw_fd(),
-                &mut ev
-            ))
-        }?;
+        epoll::add(
+            &shared.epfd,
+            &stopfd,
+            epoll::EventData::new_u64(STOP_KEY),
+            epoll::EventFlags::IN,
+        )?;
         let batch = shared.ring.capacity().min(DRIVER_BATCH) + 1;
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new()
@@ -290,7 +284,7 @@ impl DriverThread {
 }
 
 fn run_driver(shared: &RingInstance, batch: usize) {
-    let mut buf = Vec::with_capacity(batch);
+    let mut buf = EpollBuffer::new(batch);
     loop {
         match shared.drive(&mut buf, -1) {
             Ok(stop) => {
@@ -359,7 +353,8 @@ pub struct EpollRing {
     control: RingControl,
     mode: DriverMode,
     driver: Option<Arc<DriverThread>>,
-    buf: Vec<libc::epoll_event>,
+    /// Inline mode: the slots of the consumer's own `epoll_wait`.
+    buf: EpollBuffer,
 }
 
 /// The control handle of an [`EpollRing`]: `add`, `modify`, `delete` from
@@ -384,10 +379,7 @@ impl EpollRing {
             DriverMode::Inline => (Some(userpoll::sys::eventfd()?), None),
             DriverMode::Thread => (None, Some(userpoll::sys::eventfd()?)),
         };
-        // SAFETY: plain system call with no pointers.
-        let fd = unsafe { syscall!(epoll_create1(libc::EPOLL_CLOEXEC)) }?;
-        // SAFETY: epoll_create1 returned a new fd that nothing else owns.
-        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let epfd = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let shared = Arc::new(RingInstance {
             ring,
             epfd,
@@ -403,20 +395,13 @@ impl EpollRing {
             nested: AtomicBool::new(false),
         });
         if let Some(fd) = &shared.wakefd {
-            let mut ev = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-                u64: WAKE_KEY,
-            };
             shared.counters.incr(Counter::EpollCtl);
-            // SAFETY: both fds are open; ev is a live epoll_event.
-            unsafe {
-                syscall!(epoll_ctl(
-                    shared.epfd.as_raw_fd(),
-                    libc::EPOLL_CTL_ADD,
-                    fd.as_raw_fd(),
-                    &mut ev
-                ))
-            }?;
+            epoll::add(
+                &shared.epfd,
+                fd,
+                epoll::EventData::new_u64(WAKE_KEY),
+                epoll::EventFlags::IN | epoll::EventFlags::ET,
+            )?;
         }
         let driver = match mode {
             DriverMode::Thread => Some(Arc::new(DriverThread::start(shared.clone())?)),
@@ -430,10 +415,10 @@ impl EpollRing {
         })
     }
 
-    fn buf_for(mode: DriverMode, capacity: usize) -> Vec<libc::epoll_event> {
+    fn buf_for(mode: DriverMode, capacity: usize) -> EpollBuffer {
         match mode {
-            DriverMode::Thread => Vec::new(),
-            DriverMode::Inline => Vec::with_capacity(capacity.min(DRIVER_BATCH)),
+            DriverMode::Thread => EpollBuffer::new(0),
+            DriverMode::Inline => EpollBuffer::new(capacity.min(DRIVER_BATCH)),
         }
     }
 
@@ -549,12 +534,7 @@ impl Control for RingControl {
         let mut table = s.table()?;
         let slot = table.insert(raw, interest, data, ())?.slot() as u32;
         let generation = s.ring.set(slot, events_word(interest), data)?;
-        if let Err(e) = s.ctl(
-            libc::EPOLL_CTL_ADD,
-            raw,
-            Some(interest),
-            key(generation, slot),
-        ) {
+        if let Err(e) = s.ctl(Ctl::Add, fd, Some(interest), key(generation, slot)) {
             let _ = s.ring.retire(slot);
             table
                 .remove(raw)
@@ -580,12 +560,7 @@ impl Control for RingControl {
         s.ring.retire(slot)?;
         table.modify(raw, interest, data)?;
         let generation = s.ring.set(slot, events_word(interest), data)?;
-        match s.ctl(
-            libc::EPOLL_CTL_MOD,
-            raw,
-            Some(interest),
-            key(generation, slot),
-        ) {
+        match s.ctl(Ctl::Mod, fd, Some(interest), key(generation, slot)) {
             Ok(()) => {}
             // Closed while registered (S13): the kernel dropped it already.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
@@ -594,7 +569,7 @@ impl Control for RingControl {
                 let _ = s.ring.retire(slot);
                 table.modify(raw, old_interest, old_data)?;
                 let g = s.ring.set(slot, events_word(old_interest), old_data)?;
-                let _ = s.ctl(libc::EPOLL_CTL_MOD, raw, Some(old_interest), key(g, slot));
+                let _ = s.ctl(Ctl::Mod, fd, Some(old_interest), key(g, slot));
                 return Err(e);
             }
         }
@@ -607,7 +582,7 @@ impl Control for RingControl {
         let s = &*self.shared;
         let mut table = s.table()?;
         let slot = table.by_fd(raw)?.key.slot() as u32;
-        match s.ctl(libc::EPOLL_CTL_DEL, raw, None, 0) {
+        match s.ctl(Ctl::Del, fd, None, 0) {
             Ok(()) => {}
             // Closed while registered, or the number now names a file we
             // never added (S13): the kernel holds nothing under it.

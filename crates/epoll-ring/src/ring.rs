@@ -195,15 +195,10 @@ impl Layout {
     }
 }
 
-/// The system page size.
+/// The system page size (`AT_PAGESZ` from the auxiliary vector, what
+/// `sysconf(_SC_PAGESIZE)` reads too).
 pub fn page_size() -> usize {
-    // SAFETY: sysconf only reads a system constant.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n > 0 {
-        n as usize
-    } else {
-        4096
-    }
+    rustix::param::page_size()
 }
 
 /// What [`Ring::publish`] did with a fire.
@@ -635,6 +630,8 @@ mod mmap {
     impl Mem {
         pub(super) fn new(layout: &Layout) -> io::Result<Mem> {
             let len = layout.total_length();
+            // Stays on libc: rustix's mmap is just as unsafe (the mapping is
+            // raw memory either way), so it would remove no unsafe block.
             // SAFETY: a new anonymous shared mapping with no address hint;
             // the kernel chooses where and zero-fills it.
             let p = unsafe {
@@ -659,6 +656,7 @@ mod mmap {
                 index_entries: layout.index_entries(),
             };
             // As in the series: the mapping is not inherited by fork.
+            // (libc, like mmap: rustix's madvise is unsafe as well.)
             // SAFETY: the range is exactly the mapping made above.
             unsafe { userpoll::syscall!(madvise(p, len, libc::MADV_DONTFORK)) }?;
             Ok(mem)

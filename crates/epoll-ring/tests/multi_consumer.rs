@@ -125,15 +125,7 @@ fn three_consumers(mode: DriverMode) {
                         assert!(seen.insert(ev.data()), "S3: one call, two events");
                         let mut buf = [0u8; 8];
                         let fd = &efds[ev.data() as usize];
-                        // SAFETY: reads 8 bytes into a live buffer.
-                        let r = unsafe {
-                            libc::read(
-                                std::os::fd::AsRawFd::as_raw_fd(fd),
-                                buf.as_mut_ptr().cast(),
-                                8,
-                            )
-                        };
-                        if r == 8 {
+                        if let Ok(8) = rustix::io::read(fd, &mut buf) {
                             absorbed.fetch_add(u64::from_ne_bytes(buf), Ordering::Relaxed);
                         }
                     }

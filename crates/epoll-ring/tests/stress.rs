@@ -15,7 +15,7 @@
 #![cfg(not(loom))] // Loom builds run only tests/loom.rs.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -52,9 +52,7 @@ impl Rng {
 /// Reads the eventfd's count (0 if it would block).
 fn read_count(fd: &OwnedFd) -> u64 {
     let mut buf = [0u8; 8];
-    // SAFETY: reads at most 8 bytes into a live 8-byte buffer.
-    let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
-    if r == 8 {
+    if let Ok(8) = rustix::io::read(fd, &mut buf) {
         u64::from_ne_bytes(buf)
     } else {
         0
@@ -121,16 +119,9 @@ fn stress(mode: DriverMode) {
                     // Replace the file under the same fd number: dup3
                     // closes the old eventfd and puts a fresh one there.
                     let fresh = fds::eventfd().unwrap();
-                    // SAFETY: dup3 onto the number e.fd owns; it stays
-                    // owned by e.fd, now naming the fresh file.
-                    unsafe {
-                        userpoll::syscall!(dup3(
-                            fresh.as_raw_fd(),
-                            e.fd.as_raw_fd(),
-                            libc::O_CLOEXEC
-                        ))
-                    }
-                    .unwrap();
+                    // The number stays owned by e.fd, now naming the
+                    // fresh file.
+                    rustix::io::dup3(&fresh, &mut e.fd, rustix::io::DupFlags::CLOEXEC).unwrap();
                     drop(fresh);
                     reused += 1;
                     ctl.add(e.fd.as_fd(), Interest::READABLE, next).unwrap();
