@@ -5,9 +5,7 @@
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-
-use userpoll::syscall;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 /// What kind of fd a run uses. Written by [`FdKind::name`] on the command
 /// line, in the JSON and in the gate's suite file.
@@ -120,14 +118,7 @@ impl FdSet {
                     r.set_nonblocking(true)?;
                     w.set_nonblocking(true)?;
                     w.set_nodelay(true)?;
-                    // SAFETY: into_raw_fd hands over sole ownership of an open fd.
-                    let (r, w) = unsafe {
-                        (
-                            OwnedFd::from_raw_fd(r.into_raw_fd()),
-                            OwnedFd::from_raw_fd(w.into_raw_fd()),
-                        )
-                    };
-                    (r, Some(w))
+                    (OwnedFd::from(r), Some(OwnedFd::from(w)))
                 }
                 (None, FdKind::Tcp) => unreachable!("a tcp set always has a listener"),
             };
@@ -180,9 +171,14 @@ impl FdSet {
     /// The write end of source `i`: what writers fire.
     #[inline]
     pub fn write_fd(&self, i: usize) -> RawFd {
+        self.write_end(i).as_raw_fd()
+    }
+
+    #[inline]
+    fn write_end(&self, i: usize) -> BorrowedFd<'_> {
         match self.kind {
-            FdKind::Eventfd => self.read[i].as_raw_fd(),
-            _ => self.write[i].as_raw_fd(),
+            FdKind::Eventfd => self.read[i].as_fd(),
+            _ => self.write[i].as_fd(),
         }
     }
 
@@ -191,19 +187,17 @@ impl FdSet {
     pub fn fire(&self, i: usize) -> io::Result<()> {
         let one = 1u64.to_ne_bytes();
         let len = if self.kind == FdKind::Eventfd { 8 } else { 1 };
-        // SAFETY: writes `len` (at most 8) bytes from a live 8-byte buffer to
-        // an fd this set keeps open.
-        match unsafe { syscall!(write(self.write_fd(i), one.as_ptr().cast(), len)) } {
+        match rustix::io::write(self.write_end(i), &one[..len]) {
             Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
-                e.kind(),
+            Err(rustix::io::Errno::AGAIN) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
                 format!(
                     "the {} write end of source {i} is full: the run fires faster than it \
                      drains; use --handler read",
                     self.kind.name()
                 ),
             )),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -212,7 +206,7 @@ impl FdSet {
     /// 0 bytes means the event was spurious (`EAGAIN` at once).
     #[inline]
     pub fn drain(&self, i: usize) -> (u64, u64) {
-        drain_fd(self.read_fd(i), self.kind)
+        drain_fd(self.read[i].as_fd(), self.kind)
     }
 
     /// Drains every source until `EAGAIN`, so a run starts with nothing
@@ -223,9 +217,7 @@ impl FdSet {
             let mut buf = [0u8; 4096];
             loop {
                 calls += 1;
-                // SAFETY: reads into a live buffer of buf.len() bytes from an
-                // fd this set keeps open.
-                match unsafe { syscall!(read(r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())) } {
+                match rustix::io::read(r, &mut buf) {
                     Ok(n) if n > 0 => continue,
                     _ => break,
                 }
@@ -236,7 +228,7 @@ impl FdSet {
 }
 
 #[inline]
-fn drain_fd(fd: RawFd, kind: FdKind) -> (u64, u64) {
+fn drain_fd(fd: BorrowedFd<'_>, kind: FdKind) -> (u64, u64) {
     let mut buf = [0u8; 256];
     let want = if kind == FdKind::Eventfd {
         8
@@ -246,11 +238,10 @@ fn drain_fd(fd: RawFd, kind: FdKind) -> (u64, u64) {
     let (mut calls, mut bytes) = (0, 0);
     loop {
         calls += 1;
-        // SAFETY: reads at most `want` <= buf.len() bytes into a live buffer.
-        match unsafe { syscall!(read(fd, buf.as_mut_ptr().cast(), want)) } {
+        match rustix::io::read(fd, &mut buf[..want]) {
             Ok(n) => {
                 bytes += n as u64;
-                if (n as usize) < want || kind == FdKind::Eventfd {
+                if n < want || kind == FdKind::Eventfd {
                     return (calls, bytes);
                 }
             }

@@ -156,23 +156,12 @@ pub fn check_fd_budget(cfg: &SuiteConfig) -> Result<(), String> {
 /// The environment of this process.
 pub fn env(cfg: &SuiteConfig) -> Env {
     let kernel = {
-        // SAFETY: an all-zero utsname is a valid value of this plain C struct.
-        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-        // SAFETY: u is a live utsname the kernel fills with NUL-terminated strings.
-        unsafe { libc::uname(&mut u) };
-        let field = |f: &[libc::c_char]| {
-            let bytes: Vec<u8> = f
-                .iter()
-                .take_while(|&&c| c != 0)
-                .map(|&c| c as u8)
-                .collect();
-            String::from_utf8_lossy(&bytes).into_owned()
-        };
+        let u = rustix::system::uname();
         format!(
             "{} {} {}",
-            field(&u.sysname),
-            field(&u.release),
-            field(&u.version)
+            u.sysname().to_string_lossy(),
+            u.release().to_string_lossy(),
+            u.version().to_string_lossy()
         )
     };
     let cpu = std::fs::read_to_string("/proc/cpuinfo")

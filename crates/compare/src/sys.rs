@@ -1,11 +1,14 @@
 //! The small set of raw calls the harness itself makes: clocks, CPU time,
-//! futexes, the fd limit. Every call goes through `userpoll::syscall!`, the
-//! one place that turns `-1` into `io::Error`.
+//! futexes, the fd limit, timer slack. The futexes, the fd limit and the
+//! timer slack go through rustix (in `userpoll::sys` where shared). The
+//! clocks and CPU times stay on libc: another thread's CPU-time clock is a
+//! raw `clockid_t` from `pthread_getcpuclockid`, which rustix cannot take,
+//! rustix has no `getrusage`, and the clock reads on the measured path stay
+//! the ones the gate's baseline was recorded with.
 
 use std::io;
+use std::num::NonZeroU64;
 use std::sync::atomic::AtomicU32;
-
-use userpoll::syscall;
 
 /// `CLOCK_MONOTONIC` in nanoseconds (vDSO: no system call).
 #[inline]
@@ -82,8 +85,8 @@ pub fn sleep_until_ns(deadline_ns: u64) -> u64 {
 /// Sets the calling thread's timer slack (how late the kernel may end its
 /// sleeps to batch wake-ups; 50 us by default). One `prctl` call.
 pub fn set_timer_slack_ns(ns: u64) {
-    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and touches no memory.
-    let _ = unsafe { syscall!(prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0)) };
+    // None is 0: the thread's default slack, as PR_SET_TIMERSLACK 0 is.
+    let _ = rustix::thread::set_current_timer_slack(NonZeroU64::new(ns));
 }
 
 pub use userpoll::sys::futex_wake_all;
@@ -97,13 +100,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: std::time::Duration)
 
 /// `RLIMIT_NOFILE` as (soft, hard).
 pub fn nofile_limit() -> io::Result<(u64, u64)> {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: rl is a live rlimit the kernel fills.
-    unsafe { syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut rl)) }?;
-    Ok((rl.rlim_cur, rl.rlim_max))
+    Ok(userpoll::sys::nofile_limit())
 }
 
 /// Raises the soft fd limit to the hard one; the limit now in force.

@@ -3,11 +3,13 @@
 //! wait, one `epoll_ctl` per control call and per re-arm.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use userpoll::{syscall, Counter, Counters, Stats};
+use rustix::event::epoll;
+use userpoll::sys::EpollBuffer;
+use userpoll::{Counter, Counters, Stats};
 
 use super::{timeout_ms, Backend, BATCH};
 
@@ -23,13 +25,13 @@ pub enum Mode {
 }
 
 impl Mode {
-    fn bits(self) -> u32 {
+    fn flags(self) -> epoll::EventFlags {
         let flag = match self {
-            Mode::Level => 0,
-            Mode::Edge => libc::EPOLLET,
-            Mode::Oneshot => libc::EPOLLONESHOT,
+            Mode::Level => epoll::EventFlags::empty(),
+            Mode::Edge => epoll::EventFlags::ET,
+            Mode::Oneshot => epoll::EventFlags::ONESHOT,
         };
-        (libc::EPOLLIN | flag) as u32
+        epoll::EventFlags::IN | flag
     }
 }
 
@@ -46,22 +48,27 @@ struct EpollShared {
 pub struct Epoll {
     inner: Arc<EpollShared>,
     mode: Mode,
-    buf: Vec<libc::epoll_event>,
+    buf: EpollBuffer,
+}
+
+/// The `epoll_ctl` operations.
+#[derive(Debug, Clone, Copy)]
+enum Ctl {
+    Add,
+    Mod,
+    Del,
 }
 
 impl Epoll {
     /// A new epoll instance; `capacity` only sizes nothing here (epoll grows).
     pub fn new(mode: Mode, _capacity: usize) -> io::Result<Epoll> {
-        // SAFETY: plain system call with no pointers.
-        let fd = unsafe { syscall!(epoll_create1(libc::EPOLL_CLOEXEC)) }?;
         Ok(Epoll {
             inner: Arc::new(EpollShared {
-                // SAFETY: epoll_create1 returned a new fd that nothing else owns.
-                epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+                epfd: epoll::create(epoll::CreateFlags::CLOEXEC)?,
                 counters: Counters::new(),
             }),
             mode,
-            buf: Vec::with_capacity(BATCH),
+            buf: EpollBuffer::new(BATCH),
         })
     }
 
@@ -70,60 +77,58 @@ impl Epoll {
         Epoll {
             inner: self.inner.clone(),
             mode: self.mode,
-            buf: Vec::with_capacity(BATCH),
+            buf: EpollBuffer::new(BATCH),
         }
     }
 
-    fn ctl(&self, op: i32, fd: RawFd, token: u32) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: self.mode.bits(),
-            u64: u64::from(token),
-        };
+    fn ctl(&self, op: Ctl, fd: RawFd, token: u32) -> io::Result<()> {
+        // The Backend interface passes fd numbers.
+        // SAFETY: the harness keeps every registered fd open until the
+        // backend is dropped or the fd deleted.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let (epfd, flags) = (&self.inner.epfd, self.mode.flags());
+        let data = epoll::EventData::new_u64(u64::from(token));
         self.inner.counters.incr(Counter::EpollCtl);
-        // SAFETY: epfd is open for the life of self; ev is a live epoll_event.
-        unsafe { syscall!(epoll_ctl(self.inner.epfd.as_raw_fd(), op, fd, &mut ev)) }.map(drop)
+        Ok(match op {
+            Ctl::Add => epoll::add(epfd, fd, data, flags),
+            Ctl::Mod => epoll::modify(epfd, fd, data, flags),
+            Ctl::Del => epoll::delete(epfd, fd),
+        }?)
     }
 }
 
 impl Backend for Epoll {
     fn add(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd, token)?;
+        self.ctl(Ctl::Add, fd, token)?;
         self.inner.counters.incr(Counter::ControlOps);
         Ok(())
     }
 
     fn delete(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_DEL, fd, token)?;
+        self.ctl(Ctl::Del, fd, token)?;
         self.inner.counters.incr(Counter::ControlOps);
         Ok(())
     }
 
     fn wait(&mut self, out: &mut Vec<u32>, timeout: Duration) -> io::Result<()> {
         self.inner.counters.incr(Counter::EpollWait);
-        // SAFETY: buf has capacity for BATCH entries; the kernel writes at
-        // most BATCH and returns how many.
-        let n = match unsafe {
-            syscall!(epoll_wait(
-                self.inner.epfd.as_raw_fd(),
-                self.buf.as_mut_ptr(),
-                BATCH as i32,
-                timeout_ms(timeout)
-            ))
-        } {
-            Ok(n) => n as usize,
+        let epfd = self.inner.epfd.as_fd();
+        let n = match self.buf.wait(epfd, BATCH, timeout_ms(timeout)) {
+            Ok(got) => {
+                let n = got.len();
+                out.extend(got.map(|(data, _)| data as u32));
+                n
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
             Err(e) => return Err(e),
         };
-        // SAFETY: the kernel initialised the first n entries.
-        unsafe { self.buf.set_len(n) };
-        out.extend(self.buf.iter().map(|ev| ev.u64 as u32));
         self.inner.counters.add(Counter::EventsDelivered, n as u64);
         Ok(())
     }
 
     fn handled(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
         if self.mode == Mode::Oneshot {
-            self.ctl(libc::EPOLL_CTL_MOD, fd, token)?;
+            self.ctl(Ctl::Mod, fd, token)?;
             self.inner.counters.incr(Counter::RearmMode);
         }
         Ok(())

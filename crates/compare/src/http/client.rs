@@ -233,21 +233,7 @@ pub fn new_connection_per_request(
 /// `SO_LINGER` 0: the close sends a reset, as the series' client did, so
 /// neither side keeps TIME_WAIT sockets.
 fn linger_zero(s: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: linger is live for the call; the socket is open.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
+    let _ = rustix::net::sockopt::set_socket_linger(s, Some(Duration::ZERO));
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rustix::process::{kill_process, Pid, Signal};
 use serde_json::Value;
 
 /// The server's figures at one moment.
@@ -133,8 +134,7 @@ impl Server {
                 ..Snapshot::default()
             });
         };
-        // SAFETY: plain system call; the pid is our child's.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGUSR1) };
+        let _ = kill_process(Pid::from_child(&self.child), Signal::USR1);
         let mut line = String::new();
         stdout.read_line(&mut line)?;
         let v: Value = serde_json::from_str(&line)
@@ -150,8 +150,7 @@ impl Server {
 
     /// Stops the server (SIGTERM, then SIGKILL after 10 s) and waits.
     pub fn stop(mut self) -> io::Result<()> {
-        // SAFETY: plain system call; the pid is our child's.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = kill_process(Pid::from_child(&self.child), Signal::TERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if self.child.try_wait()?.is_some() {
@@ -211,8 +210,7 @@ fn tree_cpu_ns(pid: u32) -> u64 {
             );
         }
     }
-    // SAFETY: sysconf only reads a constant.
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let tick = rustix::param::clock_ticks_per_second().max(1);
     pids.iter()
         .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
         .map(|s| {
