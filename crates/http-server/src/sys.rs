@@ -1,10 +1,12 @@
 //! The server's own system calls: the listening socket, `accept4`, `recv`,
-//! `send` and the signalfd, each turning -1 into `io::Error`.
+//! `send` (through rustix) and the signalfd (libc: rustix has neither
+//! `signalfd` nor a safe signal mask), each giving `io::Error` on failure.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 
+use rustix::net::{RecvFlags, SendFlags, SocketFlags};
 use userpoll::syscall;
 
 /// A non-blocking listening socket on `addr` with a backlog of `backlog`
@@ -13,8 +15,7 @@ use userpoll::syscall;
 /// `listen` raises it.
 pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     let listener = TcpListener::bind(addr)?;
-    // SAFETY: plain system call on an open socket.
-    unsafe { syscall!(listen(listener.as_raw_fd(), backlog)) }?;
+    rustix::net::listen(&listener, backlog)?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
@@ -22,51 +23,22 @@ pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
 /// One `accept4`: a new non-blocking, close-on-exec connection, or the
 /// error (`WouldBlock` when none is waiting).
 pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: null address pointers are allowed: the peer is not asked for.
-    let fd = unsafe {
-        syscall!(accept4(
-            listener.as_raw_fd(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            flags
-        ))
-    }?;
-    // SAFETY: accept4 returned a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    // accept4 with null address pointers: the peer is not asked for.
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    Ok(rustix::net::accept_with(listener, flags)?)
 }
 
 /// One `recv` into the spare capacity of `buf`, which grows by what was
 /// read: bytes read (0 at end of stream). No zero-filling first.
 pub fn recv_spare(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
-    let spare = buf.spare_capacity_mut();
-    // SAFETY: spare is live and writable for its length; the kernel writes
-    // at most that many bytes.
-    let n = unsafe {
-        syscall!(recv(
-            fd.as_raw_fd(),
-            spare.as_mut_ptr().cast(),
-            spare.len(),
-            0
-        ))
-    }? as usize;
-    // SAFETY: the kernel initialised the first n bytes of the spare room.
-    unsafe { buf.set_len(buf.len() + n) };
+    let spare = rustix::buffer::spare_capacity(buf);
+    let (n, _) = rustix::net::recv(fd, spare, RecvFlags::empty())?;
     Ok(n)
 }
 
 /// One `send` of `buf` without SIGPIPE (a peer that reset gives EPIPE).
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: buf is live for its length.
-    let n = unsafe {
-        syscall!(send(
-            fd.as_raw_fd(),
-            buf.as_ptr().cast(),
-            buf.len(),
-            libc::MSG_NOSIGNAL
-        ))
-    }?;
-    Ok(n as usize)
+    Ok(rustix::net::send(fd, buf, SendFlags::NOSIGNAL)?)
 }
 
 /// The signals the server handles through its event loop.
@@ -99,20 +71,17 @@ pub fn signalfd() -> io::Result<OwnedFd> {
 /// Reads one pending signal from a signalfd: its number, or `None` when
 /// none is pending.
 pub fn read_signal(fd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
-    // SAFETY: an all-zero signalfd_siginfo is valid storage.
-    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-    let len = std::mem::size_of::<libc::signalfd_siginfo>();
-    // SAFETY: info is live and writable for len bytes.
-    match unsafe {
-        syscall!(read(
-            fd.as_raw_fd(),
-            (&mut info as *mut libc::signalfd_siginfo).cast(),
-            len
-        ))
-    } {
-        Ok(_) => Ok(Some(info.ssi_signo as i32)),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-        Err(e) => Err(e),
+    // One whole signalfd_siginfo, as bytes; its first field is the u32
+    // ssi_signo.
+    const _: () = assert!(std::mem::offset_of!(libc::signalfd_siginfo, ssi_signo) == 0);
+    let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
+    match rustix::io::read(fd, &mut info) {
+        Ok(_) => {
+            let [a, b, c, d, ..] = info;
+            Ok(Some(u32::from_ne_bytes([a, b, c, d]) as i32))
+        }
+        Err(rustix::io::Errno::AGAIN) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -7,7 +7,6 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -80,8 +79,8 @@ impl Server {
 
     /// Stops the server (SIGTERM) and returns its report line.
     fn stop(mut self) -> String {
-        // SAFETY: plain system call; the pid is our child's.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let pid = rustix::process::Pid::from_child(&self.child);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         let mut out = String::new();
         self.child
             .stdout
@@ -298,21 +297,7 @@ fn bad_input_gets_400_431_405_and_costs_one_connection() {
 
 /// Closes `s` with SO_LINGER 0: the peer gets a reset, not a FIN.
 fn reset(s: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: linger is live for the call; s is open.
-    let r = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as u32,
-        )
-    };
-    assert_eq!(r, 0);
+    rustix::net::sockopt::set_socket_linger(&s, Some(Duration::ZERO)).unwrap();
     drop(s);
 }
 
