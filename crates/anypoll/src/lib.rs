@@ -7,20 +7,17 @@
 //! backend through one `match`, no allocation and no dynamic dispatch.
 //!
 //! ```
-//! use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+//! use std::os::fd::AsFd;
 //! use std::time::Duration;
 //! use anypoll::{AnyPoller, Backend};
-//! use userpoll::{Control, Events, Interest, Poller};
+//! use userpoll::{sys, Control, Events, Interest, Poller};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // From a flag or a config file: any id of `Backend::ALL`.
 //! let backend: Backend = "epoll-ring:inline".parse()?;
 //! let mut poller = AnyPoller::new(backend, 64)?;
-//! // SAFETY: eventfd returns a new fd that nothing else owns, or -1.
-//! let efd = unsafe { libc::eventfd(1, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-//! assert!(efd >= 0);
-//! // SAFETY: efd is a fresh, open fd owned by nobody else.
-//! let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+//! let efd = sys::eventfd()?; // non-blocking, close-on-exec
+//! sys::eventfd_signal(efd.as_fd())?; // readable from the start
 //! poller.control().add(efd.as_fd(), Interest::READABLE, 7)?;
 //! let mut events = Events::with_capacity(16);
 //! poller.wait(&mut events, Some(Duration::from_secs(5)))?;
