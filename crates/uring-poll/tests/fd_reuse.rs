@@ -27,6 +27,8 @@ fn onto(fd: OwnedFd, num: i32) -> OwnedFd {
     if fd.as_raw_fd() == num {
         return fd;
     }
+    // Stays on libc: rustix's dup3 needs an OwnedFd at the target number,
+    // and `num` is closed.
     // SAFETY: plain system call; `num` is closed, so dup3 makes a new fd
     // there that we own.
     let r = unsafe { libc::dup3(fd.as_raw_fd(), num, libc::O_CLOEXEC) };

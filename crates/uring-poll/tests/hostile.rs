@@ -9,6 +9,8 @@
 mod common;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use rustix::fs::{Mode, OFlags};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -316,27 +318,27 @@ fn s11_control_loops_while_the_owner_is_away_cost_bounded_resources() {
 // add leaves nothing behind.
 
 /// Opens `path` with `flags`; `None` (printed) when this system lacks it.
-fn open(path: &str, flags: i32) -> Option<OwnedFd> {
-    let c = std::ffi::CString::new(path).unwrap();
-    // SAFETY: `c` is a live NUL-terminated path.
-    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
-    if fd < 0 {
-        eprintln!("no {path} here: {}", std::io::Error::last_os_error());
-        return None;
+fn open(path: &str, flags: OFlags) -> Option<OwnedFd> {
+    match rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            eprintln!("no {path} here: {}", std::io::Error::from(e));
+            None
+        }
     }
-    // SAFETY: open returned a new fd that nothing else owns.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// An `O_PATH` fd for the file behind `fd` (through /proc/self/fd).
 fn o_path_of(fd: BorrowedFd<'_>) -> OwnedFd {
-    open(&format!("/proc/self/fd/{}", fd.as_raw_fd()), libc::O_PATH).expect("/proc")
+    open(&format!("/proc/self/fd/{}", fd.as_raw_fd()), OFlags::PATH).expect("/proc")
 }
 
 /// A new io_uring fd (2 entries).
 fn io_uring_fd() -> OwnedFd {
     // io_uring_params is 120 bytes; zero asks for nothing special.
     let mut params = [0u8; 120];
+    // Stays on libc: rustix's io_uring_setup needs its io_uring feature,
+    // which the workspace does not enable for one test helper.
     // SAFETY: `params` is live and as large as struct io_uring_params.
     let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 2, params.as_mut_ptr()) };
     assert!(
@@ -392,8 +394,8 @@ fn s09_o_path_is_ebadf_from_any_thread() {
     let (sock, _peer) = fds::socketpair().unwrap();
     let efd = fds::eventfd().unwrap();
     let exe = std::env::current_exe().unwrap();
-    let file = open(exe.to_str().unwrap(), libc::O_PATH).unwrap();
-    let dir = open("/", libc::O_PATH).unwrap();
+    let file = open(exe.to_str().unwrap(), OFlags::PATH).unwrap();
+    let dir = open("/", OFlags::PATH).unwrap();
     let (pipe, sock, efd) = (
         o_path_of(r.as_fd()),
         o_path_of(sock.as_fd()),
@@ -427,14 +429,11 @@ fn s09_a_closed_fd_is_ebadf_from_any_thread() {
     // The highest number this process may open: never handed out here
     // (new fds take the lowest free number), so no poller or eventfd the
     // test makes can reuse it.
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is live for the call; the kernel writes it.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    let raw = (lim.rlim_cur.min(i32::MAX as u64) - 1) as i32;
-    // SAFETY: plain system call with no pointers.
+    let (soft, _) = userpoll::sys::nofile_limit();
+    let raw = (soft.min(i32::MAX as u64) - 1) as i32;
+    // Stays on libc: rustix's fcntl takes a BorrowedFd, which a number
+    // that is (meant to be) not open cannot soundly be.
+    // SAFETY: F_GETFD only reads the fd table; any number is allowed.
     let r = unsafe { libc::fcntl(raw, libc::F_GETFD) };
     assert_eq!(r, -1, "fd {raw} is open");
     // SAFETY: deliberately a number no file is open under; add only passes
@@ -455,18 +454,18 @@ fn s09_files_epoll_cannot_poll_are_eperm_from_any_thread() {
     let mut refused: Vec<(&str, OwnedFd)> = Vec::new();
     let mut accepted: Vec<(&str, OwnedFd)> = Vec::new();
     for (what, path, flags) in [
-        ("regular file", exe.to_str().unwrap(), libc::O_RDONLY),
-        ("directory", "/", libc::O_RDONLY | libc::O_DIRECTORY),
-        ("/dev/null", "/dev/null", libc::O_RDWR),
-        ("/dev/zero", "/dev/zero", libc::O_RDONLY),
-        ("procfs stat", "/proc/self/stat", libc::O_RDONLY),
-        ("procfs mounts", "/proc/self/mounts", libc::O_RDONLY),
+        ("regular file", exe.to_str().unwrap(), OFlags::RDONLY),
+        ("directory", "/", OFlags::RDONLY | OFlags::DIRECTORY),
+        ("/dev/null", "/dev/null", OFlags::RDWR),
+        ("/dev/zero", "/dev/zero", OFlags::RDONLY),
+        ("procfs stat", "/proc/self/stat", OFlags::RDONLY),
+        ("procfs mounts", "/proc/self/mounts", OFlags::RDONLY),
         (
             "sysfs",
             "/sys/kernel/mm/transparent_hugepage/enabled",
-            libc::O_RDONLY,
+            OFlags::RDONLY,
         ),
-        ("pty master", "/dev/ptmx", libc::O_RDWR | libc::O_NOCTTY),
+        ("pty master", "/dev/ptmx", OFlags::RDWR | OFlags::NOCTTY),
     ] {
         let Some(fd) = open(path, flags) else {
             continue;
@@ -517,15 +516,13 @@ fn in_forked_child(child: impl FnOnce() -> i32) -> i32 {
         // SAFETY: ends the child at once, as a forked child must.
         unsafe { libc::_exit(code) };
     }
-    let mut status = 0;
-    // SAFETY: `status` is live; pid is our child.
-    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(r, pid, "waitpid: {}", std::io::Error::last_os_error());
-    assert!(
-        libc::WIFEXITED(status),
-        "child ended by signal: {status:#x}"
-    );
-    libc::WEXITSTATUS(status)
+    let child = rustix::process::Pid::from_raw(pid).expect("fork gave the parent a pid");
+    let (_, status) = rustix::process::waitpid(Some(child), rustix::process::WaitOptions::empty())
+        .expect("waitpid")
+        .expect("waitpid without WNOHANG waits for a status");
+    status
+        .exit_status()
+        .unwrap_or_else(|| panic!("child ended by signal: {:#x}", status.as_raw()))
 }
 
 /// In a forked child every `poll`, `wait`, `add`, `modify` and `delete`
@@ -618,15 +615,16 @@ fn s13_modify_after_the_number_is_reused_retargets_the_old_file_only() {
     let _serial = one_at_a_time();
     for (name, mut p) in pollers(4) {
         own(&mut p);
-        let old = fds::eventfd().unwrap();
+        let mut old = fds::eventfd().unwrap();
         let num = old.as_raw_fd();
         p.control().add(old.as_fd(), Interest::READABLE, 1).unwrap();
         p.poll(&mut Events::with_capacity(4)).unwrap(); // armed in the kernel
         let old_alive = old.try_clone().unwrap(); // the old file lives on
         let new = fds::eventfd().unwrap();
-        // SAFETY: makes `num` (owned by `old`) name `new`'s file; `old`
-        // keeps owning the number, now for the new file.
-        assert_eq!(unsafe { libc::dup2(new.as_raw_fd(), num) }, num);
+        // Makes `num` (owned by `old`) name `new`'s file; `old` keeps
+        // owning the number, now for the new file.
+        rustix::io::dup2(&new, &mut old).unwrap();
+        assert_eq!(old.as_raw_fd(), num);
         drop(new);
         let reused = old; // number `num`, the new file
         p.control()

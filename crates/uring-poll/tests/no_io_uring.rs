@@ -33,9 +33,9 @@ fn deny_io_uring_setup(errno: u32) {
         len: prog.len() as u16,
         filter: prog.as_mut_ptr(),
     };
-    // SAFETY: plain prctl; required before an unprivileged filter.
-    let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    assert_eq!(r, 0);
+    // Required before an unprivileged filter.
+    rustix::thread::set_no_new_privs(true).unwrap();
+    // Stays on libc: rustix has no seccomp call.
     // SAFETY: fprog points to a live, valid BPF program for the call.
     let r = unsafe {
         libc::prctl(
