@@ -83,7 +83,9 @@ pub fn errno_name(errno: i32) -> &'static str {
 /// `fcntl(F_GETFD)`. Backends whose kernel object reports a bad fd only
 /// asynchronously (an io_uring CQE) call this before changing any state.
 pub fn check_fd(fd: BorrowedFd<'_>) -> io::Result<()> {
-    rustix::io::fcntl_getfd(fd).map(drop).map_err(io::Error::from)
+    rustix::io::fcntl_getfd(fd)
+        .map(drop)
+        .map_err(io::Error::from)
 }
 
 /// The instant a `wait` with `timeout` ends: `None` for no limit, and also
