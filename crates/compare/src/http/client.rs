@@ -165,7 +165,12 @@ pub fn new_connection_per_request(
                 "the new-connection client ran for 10 minutes",
             ));
         }
-        poll.poll(&mut events, Some(Duration::from_secs(5)))?;
+        match poll.poll(&mut events, Some(Duration::from_secs(5))) {
+            // A signal delivered to this thread ends epoll_wait early
+            // (EINTR): nothing failed, wait again.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => r?,
+        }
         for ev in events.iter() {
             let slot = ev.token().0;
             let Some((s, _, sent)) = slots[slot].as_mut() else {
