@@ -5,7 +5,7 @@
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// What kind of fd a run uses. Written by [`FdKind::name`] on the command
 /// line, in the JSON and in the gate's suite file.
@@ -164,14 +164,8 @@ impl FdSet {
 
     /// The read end of source `i`: what backends register.
     #[inline]
-    pub fn read_fd(&self, i: usize) -> RawFd {
-        self.read[i].as_raw_fd()
-    }
-
-    /// The write end of source `i`: what writers fire.
-    #[inline]
-    pub fn write_fd(&self, i: usize) -> RawFd {
-        self.write_end(i).as_raw_fd()
+    pub fn read_fd(&self, i: usize) -> BorrowedFd<'_> {
+        self.read[i].as_fd()
     }
 
     #[inline]

@@ -3,7 +3,7 @@
 //! wait, one `epoll_ctl` per control call and per re-arm.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,11 +81,7 @@ impl Epoll {
         }
     }
 
-    fn ctl(&self, op: Ctl, fd: RawFd, token: u32) -> io::Result<()> {
-        // The Backend interface passes fd numbers.
-        // SAFETY: the harness keeps every registered fd open until the
-        // backend is dropped or the fd deleted.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    fn ctl(&self, op: Ctl, fd: BorrowedFd<'_>, token: u32) -> io::Result<()> {
         let (epfd, flags) = (&self.inner.epfd, self.mode.flags());
         let data = epoll::EventData::new_u64(u64::from(token));
         self.inner.counters.incr(Counter::EpollCtl);
@@ -98,13 +94,13 @@ impl Epoll {
 }
 
 impl Backend for Epoll {
-    fn add(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
+    fn add(&mut self, fd: BorrowedFd<'_>, token: u32) -> io::Result<()> {
         self.ctl(Ctl::Add, fd, token)?;
         self.inner.counters.incr(Counter::ControlOps);
         Ok(())
     }
 
-    fn delete(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
+    fn delete(&mut self, fd: BorrowedFd<'_>, token: u32) -> io::Result<()> {
         self.ctl(Ctl::Del, fd, token)?;
         self.inner.counters.incr(Counter::ControlOps);
         Ok(())
@@ -126,7 +122,7 @@ impl Backend for Epoll {
         Ok(())
     }
 
-    fn handled(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
+    fn handled(&mut self, fd: BorrowedFd<'_>, token: u32) -> io::Result<()> {
         if self.mode == Mode::Oneshot {
             self.ctl(Ctl::Mod, fd, token)?;
             self.inner.counters.incr(Counter::RearmMode);

@@ -7,7 +7,7 @@
 //! against it.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{fence, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,12 +108,12 @@ impl Floor {
 }
 
 impl Backend for Floor {
-    fn add(&mut self, _fd: RawFd, _token: u32) -> io::Result<()> {
+    fn add(&mut self, _fd: BorrowedFd<'_>, _token: u32) -> io::Result<()> {
         self.queue.counters.incr(Counter::ControlOps);
         Ok(())
     }
 
-    fn delete(&mut self, _fd: RawFd, _token: u32) -> io::Result<()> {
+    fn delete(&mut self, _fd: BorrowedFd<'_>, _token: u32) -> io::Result<()> {
         self.queue.counters.incr(Counter::ControlOps);
         Ok(())
     }

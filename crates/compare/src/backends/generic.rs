@@ -4,7 +4,7 @@
 //! The poller counts its own system calls.
 
 use std::io;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use anypoll::AnyPoller;
@@ -30,18 +30,13 @@ impl Generic {
 }
 
 impl Backend for Generic {
-    fn add(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
-        // SAFETY: the harness keeps every registered fd open until the
-        // backend is dropped or the fd deleted.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    fn add(&mut self, fd: BorrowedFd<'_>, token: u32) -> io::Result<()> {
         self.poller
             .control()
             .add(fd, Interest::READABLE, u64::from(token))
     }
 
-    fn delete(&mut self, fd: RawFd, _token: u32) -> io::Result<()> {
-        // SAFETY: as in add.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    fn delete(&mut self, fd: BorrowedFd<'_>, _token: u32) -> io::Result<()> {
         self.poller.control().delete(fd)
     }
 

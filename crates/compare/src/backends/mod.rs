@@ -9,7 +9,7 @@
 //! the numbers of a raw epoll loop and of a library mean the same thing.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,16 +26,18 @@ pub use catalogue::{catalogue, not_built, BackendId, BackendInfo, Delivery, Fami
 
 /// One backend as the harness drives it.
 pub trait Backend {
-    /// Registers `fd` for readable events carrying `token`.
-    fn add(&mut self, fd: RawFd, token: u32) -> io::Result<()>;
+    /// Registers `fd` for readable events carrying `token`. The harness
+    /// keeps `fd` open until it is deleted or the backend dropped, so a
+    /// backend may keep its number (a raw io_uring loop does).
+    fn add(&mut self, fd: BorrowedFd<'_>, token: u32) -> io::Result<()>;
     /// Removes the registration of `fd` (registered with `token`).
-    fn delete(&mut self, fd: RawFd, token: u32) -> io::Result<()>;
+    fn delete(&mut self, fd: BorrowedFd<'_>, token: u32) -> io::Result<()>;
     /// Appends the tokens of ready fds to `out`, blocking up to `timeout`
     /// when none is ready. Returning with nothing appended is allowed.
     fn wait(&mut self, out: &mut Vec<u32>, timeout: Duration) -> io::Result<()>;
     /// Called after the handler ran for an event: one-shot backends re-arm
     /// here, as their users do.
-    fn handled(&mut self, _fd: RawFd, _token: u32) -> io::Result<()> {
+    fn handled(&mut self, _fd: BorrowedFd<'_>, _token: u32) -> io::Result<()> {
         Ok(())
     }
     /// The backend's counters so far.

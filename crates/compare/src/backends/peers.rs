@@ -7,7 +7,7 @@
 
 use std::io;
 use std::num::NonZeroUsize;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use userpoll::{Counter, Counters, Stats};
@@ -34,10 +34,10 @@ impl Mio {
 }
 
 impl Backend for Mio {
-    fn add(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
+    fn add(&mut self, fd: BorrowedFd<'_>, token: u32) -> io::Result<()> {
         self.counters.incr(Counter::EpollCtl);
         self.poll.registry().register(
-            &mut mio::unix::SourceFd(&fd),
+            &mut mio::unix::SourceFd(&fd.as_raw_fd()),
             mio::Token(token as usize),
             mio::Interest::READABLE,
         )?;
@@ -45,11 +45,11 @@ impl Backend for Mio {
         Ok(())
     }
 
-    fn delete(&mut self, fd: RawFd, _token: u32) -> io::Result<()> {
+    fn delete(&mut self, fd: BorrowedFd<'_>, _token: u32) -> io::Result<()> {
         self.counters.incr(Counter::EpollCtl);
         self.poll
             .registry()
-            .deregister(&mut mio::unix::SourceFd(&fd))?;
+            .deregister(&mut mio::unix::SourceFd(&fd.as_raw_fd()))?;
         self.counters.incr(Counter::ControlOps);
         Ok(())
     }
@@ -93,23 +93,22 @@ impl Polling {
 }
 
 impl Backend for Polling {
-    fn add(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
+    fn add(&mut self, fd: BorrowedFd<'_>, token: u32) -> io::Result<()> {
         self.counters.incr(Counter::EpollCtl);
         // The harness keeps every registered fd open for the life of the run
         // and drops the poller (closing its epoll set) before closing any fd.
         // SAFETY: so the fd stays open until deleted, as polling requires.
         unsafe {
             self.poller
-                .add(fd, polling::Event::readable(token as usize))?
+                .add(&fd, polling::Event::readable(token as usize))?
         };
         self.counters.incr(Counter::ControlOps);
         Ok(())
     }
 
-    fn delete(&mut self, fd: RawFd, _token: u32) -> io::Result<()> {
+    fn delete(&mut self, fd: BorrowedFd<'_>, _token: u32) -> io::Result<()> {
         self.counters.incr(Counter::EpollCtl);
-        // SAFETY: the harness keeps fd open while it is registered.
-        self.poller.delete(unsafe { BorrowedFd::borrow_raw(fd) })?;
+        self.poller.delete(fd)?;
         self.counters.incr(Counter::ControlOps);
         Ok(())
     }
@@ -129,11 +128,9 @@ impl Backend for Polling {
         Ok(())
     }
 
-    fn handled(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
+    fn handled(&mut self, fd: BorrowedFd<'_>, token: u32) -> io::Result<()> {
         self.counters.incr(Counter::EpollCtl);
         self.counters.incr(Counter::RearmMode);
-        // SAFETY: the harness keeps fd open while it is registered.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
         self.poller
             .modify(fd, polling::Event::readable(token as usize))
     }

@@ -14,7 +14,7 @@
 //!   GETEVENTS flushes the overflow list, and the ended polls re-arm.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -151,17 +151,18 @@ impl UringRaw {
 }
 
 impl Backend for UringRaw {
-    fn add(&mut self, fd: RawFd, token: u32) -> io::Result<()> {
+    fn add(&mut self, fd: BorrowedFd<'_>, token: u32) -> io::Result<()> {
         let t = self.slot(token)?;
         self.gens[t] = self.gens[t].wrapping_add(1);
-        self.fds[t] = fd;
+        // The harness keeps it open while registered (Backend::add).
+        self.fds[t] = fd.as_raw_fd();
         self.rearm_owed[t] = false;
         self.arm(t)?;
         self.counters.incr(Counter::ControlOps);
         Ok(())
     }
 
-    fn delete(&mut self, _fd: RawFd, token: u32) -> io::Result<()> {
+    fn delete(&mut self, _fd: BorrowedFd<'_>, token: u32) -> io::Result<()> {
         let t = self.slot(token)?;
         let ud = (u64::from(self.gens[t]) << 32) | t as u64;
         self.gens[t] = self.gens[t].wrapping_add(1);
@@ -244,7 +245,7 @@ impl Backend for UringRaw {
         Ok(())
     }
 
-    fn handled(&mut self, _fd: RawFd, token: u32) -> io::Result<()> {
+    fn handled(&mut self, _fd: BorrowedFd<'_>, token: u32) -> io::Result<()> {
         let t = token as usize;
         if t < self.rearm_owed.len() && self.rearm_owed[t] {
             self.rearm_owed[t] = false;

@@ -86,8 +86,12 @@ pub(super) fn consume(
     let w = sh.w;
     let fds = sh.fds;
     for t in 0..w.fds {
-        b.add(fds.read_fd(t), t as u32)
-            .map_err(|e| format!("registering fd {} (source {t}): {e}", fds.read_fd(t)))?;
+        b.add(fds.read_fd(t), t as u32).map_err(|e| {
+            format!(
+                "registering fd {} (source {t}): {e}",
+                std::os::fd::AsRawFd::as_raw_fd(&fds.read_fd(t))
+            )
+        })?;
     }
     let mut churn = Churn {
         registered: (w.fds..w.fds + w.churn).map(|t| t as u32).collect(),
