@@ -45,9 +45,19 @@
 //! How each contract rule is met, the profiles, and the kernel's pitfalls
 //! are in `docs/uring-poll.md` at the root of the repository.
 
+mod check;
+mod complete;
+mod control;
+mod merge;
+mod migrate;
+mod ops;
+mod owner;
 mod poller;
 mod profile;
+mod reg;
+mod ring;
 mod sqe;
+mod sys;
 
 pub use poller::{Builder, UringControl, UringPoll};
 pub use profile::{Profile, SQPOLL_IDLE_MS};

@@ -1,0 +1,198 @@
+//! Completion handling: each CQE, the harvest of the CQ and recovery from
+//! CQ overflow (S10).
+
+use std::io;
+use std::time::Duration;
+
+use io_uring::cqueue;
+use userpoll::{bits, Counter, Counters};
+
+use crate::control::Registry;
+use crate::owner::{key_of, Owner};
+use crate::profile::Profile;
+use crate::sqe::{self, Kind};
+
+/// Error completions in a row after which a registration is no longer
+/// re-armed: the caller gets one event with `EPOLLERR` and should delete it.
+pub(crate) const ERRORS_BEFORE_GIVING_UP: u8 = 3;
+
+/// Flushes of the CQ overflow list one take makes at most before it hands
+/// out what it has merged.
+pub(crate) const MAX_FLUSHES_PER_TAKE: usize = 64;
+
+impl Owner {
+    /// The re-arm counter for a request the kernel ended.
+    pub(crate) fn end_cause(&self) -> Counter {
+        if self.overflow_episode {
+            Counter::RearmOverflow
+        } else {
+            Counter::RearmKernelEnded
+        }
+    }
+
+    /// Handles one completion.
+    pub(crate) fn complete(&mut self, cqe: &cqueue::Entry, g: &mut Registry, c: &Counters) {
+        let (key, kind) = sqe::decode(cqe.user_data());
+        let res = cqe.result();
+        let more = cqueue::more(cqe.flags());
+        match kind {
+            Kind::Cancel => {}
+            Kind::Wake => {
+                if !more {
+                    self.arm_wake();
+                    c.incr(self.end_cause());
+                }
+            }
+            Kind::Update => {
+                if res == 0 {
+                    return;
+                }
+                // -EALREADY: the poll's completion work was pending, so it
+                // goes on unchanged under the old key: cancel it. -ENOENT:
+                // it had ended (its last CQE was stale, not re-armed).
+                if res != -libc::ENOENT {
+                    let old = key_of(key.slot(), key.generation().wrapping_sub(1));
+                    self.queue_sqe(sqe::cancel(old));
+                }
+                if let Some(reg) = g.table.get_mut(key) {
+                    self.arm(reg);
+                    c.incr(self.end_cause());
+                }
+            }
+            Kind::Poll => {
+                let Some(reg) = g.table.get_mut(key) else {
+                    c.incr(Counter::StaleDropped);
+                    return;
+                };
+                if res > 0 {
+                    reg.extra.errors = 0;
+                    let mask = res as u32 & reg.interest.mask();
+                    self.merge(key, mask, c);
+                }
+                if more {
+                    return;
+                }
+                reg.extra.armed = false;
+                reg.extra.in_ring = false;
+                if res > 0 && reg.interest.is_oneshot() {
+                    return; // S7: silent until modify
+                }
+                if res > 0 && self.rearm_mode {
+                    reg.extra.rearm_on_take = Some(Counter::RearmMode);
+                    return;
+                }
+                if res < 0 && res != -libc::ECANCELED {
+                    reg.extra.errors += 1;
+                    if reg.extra.errors >= ERRORS_BEFORE_GIVING_UP {
+                        self.merge(key, bits::ERR, c);
+                        return;
+                    }
+                }
+                if self.overflow_episode {
+                    // Re-arming now would only end again: while the overflow
+                    // list is non-empty the kernel ends every multishot poll
+                    // that fires. Re-arm once it is flushed; the event this
+                    // completion carried is merged already.
+                    reg.extra.armed = true;
+                    self.overflow_rearm.push(key);
+                    return;
+                }
+                self.arm(reg);
+                c.incr(Counter::RearmKernelEnded);
+            }
+        }
+    }
+
+    /// Handles every CQE in the CQ; no system call.
+    pub(crate) fn drain_cq(&mut self, g: &mut Registry, c: &Counters) -> usize {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
+        batch.extend(self.ring.completion());
+        c.add(Counter::CqesSeen, batch.len() as u64);
+        for cqe in &batch {
+            self.complete(cqe, g, c);
+        }
+        let n = batch.len();
+        self.batch = batch;
+        n
+    }
+
+    /// Handles every completion, flushing the kernel's overflow list into
+    /// the CQ (only `io_uring_enter(GETEVENTS)` does that) until it is
+    /// empty. Polls the overflow ended carry no F_MORE (and their mask,
+    /// merged like any other); they are re-armed once the list is empty
+    /// (S10).
+    pub(crate) fn harvest(&mut self, g: &mut Registry, c: &Counters) -> io::Result<()> {
+        let mut flushes = 0;
+        loop {
+            let overflow = self.ring.submission().cq_overflow();
+            if overflow && !self.overflow_episode {
+                self.overflow_episode = true;
+                c.incr(Counter::OverflowRecoveries);
+            }
+            self.drain_cq(g, c);
+            if overflow {
+                if flushes == MAX_FLUSHES_PER_TAKE {
+                    // Completions arrive as fast as we read them. Hand out
+                    // what is merged; the next take goes on with the
+                    // recovery (the episode stays open).
+                    return Ok(());
+                }
+                flushes += 1;
+                c.incr(Counter::EnterFlush);
+                self.enter_getevents(0, 0, None)?;
+                continue;
+            }
+            if self.overflow_rearm.is_empty() {
+                self.overflow_episode = false;
+                return Ok(());
+            }
+            self.rearm_overflowed(g, c)?;
+        }
+    }
+
+    /// Re-arms requests the overflow ended, at most as many at a time as
+    /// the CQ has room for, and hands them to the kernel at once, so that
+    /// the arm-time completions of ready fds land in the CQ within this take
+    /// instead of overflowing it again (re-arming all at once made a CQ of
+    /// 64 with 10,000 ready fds overflow, end and re-arm a million times).
+    /// The caller takes nothing meanwhile, so no fire in the gap goes
+    /// unreported: arming checks readiness (S2). SQPOLL submits on its own
+    /// thread: everything is re-armed at once there.
+    pub(crate) fn rearm_overflowed(&mut self, g: &mut Registry, c: &Counters) -> io::Result<()> {
+        let room = {
+            let cq = self.ring.completion();
+            cq.capacity() - cq.len()
+        };
+        let batch = if self.is_sqpoll() {
+            usize::MAX
+        } else {
+            room.max(1)
+        };
+        let mut armed = 0;
+        while armed < batch {
+            let Some(key) = self.overflow_rearm.pop() else {
+                break;
+            };
+            if let Some(reg) = g.table.get_mut(key) {
+                if reg.extra.armed && !reg.extra.in_ring {
+                    self.arm(reg);
+                    c.incr(Counter::RearmOverflow);
+                    armed += 1;
+                }
+            }
+        }
+        if armed == 0 || self.is_sqpoll() {
+            return Ok(());
+        }
+        let n = self.submitted();
+        // Defer posts the completions only when asked to, as many as asked.
+        let (min_complete, timeout) = if self.profile == Profile::Defer {
+            (armed as u32, Some(Duration::ZERO))
+        } else {
+            (0, None)
+        };
+        c.incr(Counter::EnterFlush);
+        self.enter_getevents(n, min_complete, timeout)
+    }
+}

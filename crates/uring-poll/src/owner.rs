@@ -1,0 +1,194 @@
+//! Everything only the owner touches, and the steps of a take that are
+//! not completion handling.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::os::fd::{AsRawFd, RawFd};
+use std::thread::ThreadId;
+
+use io_uring::{cqueue, squeue, IoUring};
+use userpoll::table::Key;
+use userpoll::{bits, Counter, Counters, Event, Events, Ready};
+
+use crate::control::Registry;
+use crate::merge::Merged;
+use crate::ops::ArmOp;
+use crate::profile::Profile;
+use crate::reg::RegState;
+use crate::sqe;
+use crate::sys::files_update;
+
+/// Everything only the owner touches: the ring, the merge buffer and the
+/// queue of registrations with an event to hand out.
+pub(crate) struct Owner {
+    pub(crate) ring: IoUring,
+    pub(crate) profile: Profile,
+    pub(crate) rearm_mode: bool,
+    pub(crate) capacity: usize,
+    pub(crate) sq_wanted: u32,
+    pub(crate) cq_wanted: u32,
+    /// Per slot: the OR of the masks of completions not yet taken (S3).
+    pub(crate) merged: Vec<Merged>,
+    /// Slots with a merged event, each at most once, oldest first.
+    pub(crate) queue: VecDeque<u32>,
+    /// SQEs that did not fit in the SQ; they go at the next enter.
+    pub(crate) backlog: VecDeque<squeue::Entry>,
+    /// CQEs copied out of the CQ, so the CQ is free while they are handled.
+    pub(crate) batch: Vec<cqueue::Entry>,
+    /// Defer: the thread the ring is enabled on (its single issuer).
+    pub(crate) thread: Option<ThreadId>,
+    /// Re-arm mode: registrations whose event was handed out; re-armed at
+    /// the start of the next take, after the caller has handled it.
+    pub(crate) rearm_next: Vec<Key>,
+    /// Requests a CQ overflow ended, re-armed once the overflow is flushed.
+    pub(crate) overflow_rearm: Vec<Key>,
+    /// A CQ overflow is being recovered: ended polls count as overflow
+    /// re-arms.
+    pub(crate) overflow_episode: bool,
+    pub(crate) wake_fd: RawFd,
+    /// SQEs queued since the counters were last updated.
+    pub(crate) queued_sqes: u64,
+    /// An in-place update waits in the SQ (or backlog).
+    pub(crate) update_queued: bool,
+}
+
+impl fmt::Debug for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Owner")
+            .field("profile", &self.profile)
+            .field("rearm_mode", &self.rearm_mode)
+            .field("params", self.ring.params())
+            .field("queued_events", &self.queue.len())
+            .field("backlog", &self.backlog.len())
+            .field("thread", &self.thread)
+            .finish()
+    }
+}
+
+pub(crate) fn key_of(slot: usize, generation: u32) -> Key {
+    Key::new(slot as u32, generation)
+}
+
+impl Owner {
+    /// POLL_ADD for `reg`'s current key and interest.
+    pub(crate) fn arm(&mut self, reg: &mut userpoll::table::Registration<RegState>) {
+        let multishot = !self.rearm_mode && !reg.interest.is_oneshot();
+        self.queue_sqe(sqe::poll_add(
+            reg.key.slot() as u32,
+            reg.interest.mask(),
+            multishot,
+            reg.key,
+        ));
+        reg.extra.armed = true;
+        reg.extra.in_ring = true;
+    }
+
+    /// Multishot POLL_ADD of the wake-up eventfd.
+    pub(crate) fn arm_wake(&mut self) {
+        self.queue_sqe(sqe::poll_add_wake(self.wake_fd, bits::IN));
+    }
+
+    /// Turns the ops control calls queued into SQEs and fixed-file
+    /// updates (see `Ops` for the order).
+    pub(crate) fn drain_pending(&mut self, g: &mut Registry, c: &Counters) {
+        if g.pending.dirty.is_empty() && g.pending.spill.is_empty() {
+            return;
+        }
+        let Registry {
+            table,
+            ring_fd,
+            serial: holder,
+            pending,
+            ..
+        } = g;
+        for key in pending.spill.drain(..) {
+            self.queue_sqe(sqe::cancel(key));
+        }
+        // Not through `Ops::take`: no allocation per take.
+        let mut dirty = std::mem::take(&mut pending.dirty);
+        for &slot in &dirty {
+            let ops = std::mem::take(&mut pending.slots[slot as usize]);
+            if let Some(key) = ops.cancel {
+                self.queue_sqe(sqe::cancel(key));
+            }
+            if ops.clear && holder[slot as usize] == 0 {
+                c.incr(Counter::OtherSyscall);
+                let _ = files_update(*ring_fd, slot as usize, -1);
+            }
+            if let Some((fd, file)) = ops.install {
+                // The registration holding the slot (a delete drops its
+                // install), whatever its key is after modifies.
+                c.incr(Counter::OtherSyscall);
+                if files_update(*ring_fd, slot as usize, file.as_raw_fd()).is_err() {
+                    // Cannot happen for a file `add` accepted, short of
+                    // ENOMEM; tell the caller once, it should delete.
+                    if let Ok(reg) = table.by_fd_mut(fd) {
+                        let key = reg.key;
+                        reg.extra.armed = false;
+                        self.merge(key, bits::ERR | bits::HUP, c);
+                    }
+                }
+                // Closing the duplicate; the table holds the file now.
+                c.incr(Counter::OtherSyscall);
+                drop(file);
+            }
+            match ops.arm {
+                // A key no longer current was deleted or modified before
+                // its POLL_ADD left (coalescing replaces such ops; kept as
+                // a guard).
+                Some(ArmOp::Arm(key)) => {
+                    if let Some(reg) = table.get_mut(key) {
+                        if reg.extra.armed {
+                            self.arm(reg);
+                        }
+                    }
+                }
+                Some(ArmOp::Update { old, new }) => {
+                    let mask = table.get(new).map_or(bits::IN, |r| r.interest.mask());
+                    self.queue_sqe(sqe::poll_update(old, new, mask));
+                    self.update_queued = true;
+                }
+                None => {}
+            }
+        }
+        dirty.clear();
+        pending.dirty = dirty;
+    }
+
+    /// Re-arm mode: arms again every registration whose event the caller
+    /// has taken since the last call.
+    pub(crate) fn rearm_taken(&mut self, g: &mut Registry, c: &Counters) {
+        let mut keys = std::mem::take(&mut self.rearm_next);
+        for key in keys.drain(..) {
+            if let Some(reg) = g.table.get_mut(key) {
+                if let Some(cause) = reg.extra.rearm_on_take.take() {
+                    self.arm(reg);
+                    c.incr(cause);
+                }
+            }
+        }
+        self.rearm_next = keys;
+    }
+
+    /// Moves merged events into `events`, dropping those whose
+    /// registration was deleted or modified since (S5).
+    pub(crate) fn emit(&mut self, g: &mut Registry, events: &mut Events, c: &Counters) {
+        while !events.is_full() {
+            let Some(slot) = self.queue.pop_front() else {
+                break;
+            };
+            let m = &mut self.merged[slot as usize];
+            m.queued = false;
+            let (generation, mask) = (m.generation, m.mask);
+            match g.table.get_mut(key_of(slot as usize, generation)) {
+                None => c.incr(Counter::StaleDropped),
+                Some(reg) => {
+                    events.push(Event::new(reg.data, Ready::from_bits(mask)));
+                    if reg.extra.rearm_on_take.is_some() {
+                        self.rearm_next.push(reg.key);
+                    }
+                }
+            }
+        }
+    }
+}
