@@ -11,7 +11,7 @@ use userpoll::{bits, Counter};
 use crate::control::UringShared;
 use crate::owner::Owner;
 use crate::profile::Profile;
-use crate::sys::{files_update, new_ring};
+use crate::sys::{self, files_update, new_ring};
 
 impl Owner {
     /// Defer: makes this thread the ring's single issuer, enabling the
@@ -27,7 +27,7 @@ impl Owner {
             None => {
                 let mut g = inner.lock();
                 inner.counters.incr(Counter::OtherSyscall);
-                self.ring.submitter().register_enable_rings()?;
+                sys::enable(&self.ring)?;
                 g.enabled_on = Some(me);
                 self.thread = Some(me);
                 self.arm_wake();
@@ -47,7 +47,7 @@ impl Owner {
         self.drain_cq(&mut g, c);
         let ring = new_ring(self.profile, self.sq_wanted, self.cq_wanted, self.capacity)?;
         c.add(Counter::OtherSyscall, 2);
-        ring.submitter().register_enable_rings()?;
+        sys::enable(&ring)?;
         self.ring = ring;
         g.ring_fd = self.ring.as_raw_fd();
         g.enabled_on = Some(thread::current().id());

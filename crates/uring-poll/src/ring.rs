@@ -5,12 +5,12 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{fence, Ordering};
 use std::time::Duration;
 
-use io_uring::{squeue, types, EnterFlags};
+use io_uring::{squeue, EnterFlags};
 use userpoll::{Counter, Counters};
 
 use crate::owner::Owner;
 use crate::profile::Profile;
-use crate::sys::kernel_timespec;
+use crate::sys;
 
 pub(crate) fn is_errno(e: &io::Error, errnos: &[i32]) -> bool {
     e.raw_os_error().is_some_and(|n| errnos.contains(&n))
@@ -46,6 +46,7 @@ impl Owner {
         sq.len() as u32
     }
 
+    /// `io_uring_enter` on this owner's ring ([`sys::enter`]).
     pub(crate) fn enter(
         &self,
         to_submit: u32,
@@ -53,42 +54,13 @@ impl Owner {
         flags: EnterFlags,
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        // Always the plain ring fd, never one registered with the owner
-        // thread (IORING_REGISTER_RING_FDS): a registration holds the ring,
-        // and every file its polls hold, until the thread that made it
-        // unregisters it or exits, so a poller dropped or moved away from
-        // that thread kept the caller's files open (pitfall 8).
-        let fd = self.ring.as_raw_fd() as libc::c_long;
-        let ts = timeout.map(kernel_timespec);
-        let args = ts.as_ref().map(|ts| types::SubmitArgs::new().timespec(ts));
-        let (flags, arg, size) = match &args {
-            Some(a) => (
-                flags | EnterFlags::EXT_ARG,
-                a as *const types::SubmitArgs<'_, '_> as *const libc::c_void,
-                std::mem::size_of::<types::SubmitArgs<'_, '_>>(),
-            ),
-            None => (flags, std::ptr::null(), 0),
-        };
-        // The SQ entries up to its tail are initialised SQEs pushed through
-        // SubmissionQueue::push; EXT_ARG is set exactly when `arg` is.
-        // SAFETY: `arg` points to a live io_uring_getevents_arg (SubmitArgs)
-        // whose timespec outlives the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_io_uring_enter,
-                fd,
-                to_submit as libc::c_long,
-                min_complete as libc::c_long,
-                flags.bits() as libc::c_long,
-                arg,
-                size as libc::c_long,
-            )
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(r as usize)
-        }
+        sys::enter(
+            self.ring.as_raw_fd(),
+            to_submit,
+            min_complete,
+            flags,
+            timeout,
+        )
     }
 
     pub(crate) fn is_sqpoll(&self) -> bool {
