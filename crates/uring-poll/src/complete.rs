@@ -9,7 +9,6 @@ use userpoll::{bits, Counter, Counters};
 
 use crate::control::Registry;
 use crate::owner::{key_of, Owner};
-use crate::profile::Profile;
 use crate::sqe::{self, Kind};
 
 /// Error completions in a row after which a registration is no longer
@@ -164,7 +163,7 @@ impl Owner {
             let cq = self.ring.completion();
             cq.capacity() - cq.len()
         };
-        let batch = if self.is_sqpoll() {
+        let batch = if self.policy.kernel_submits {
             usize::MAX
         } else {
             room.max(1)
@@ -182,12 +181,12 @@ impl Owner {
                 }
             }
         }
-        if armed == 0 || self.is_sqpoll() {
+        if armed == 0 || self.policy.kernel_submits {
             return Ok(());
         }
         let n = self.submitted();
         // Defer posts the completions only when asked to, as many as asked.
-        let (min_complete, timeout) = if self.profile == Profile::Defer {
+        let (min_complete, timeout) = if self.policy.getevents_counts {
             (armed as u32, Some(Duration::ZERO))
         } else {
             (0, None)

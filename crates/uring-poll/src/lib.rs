@@ -52,6 +52,7 @@ mod merge;
 mod migrate;
 mod ops;
 mod owner;
+mod policy;
 mod poller;
 mod profile;
 mod reg;

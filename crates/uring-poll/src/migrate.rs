@@ -10,7 +10,6 @@ use userpoll::{bits, Counter};
 
 use crate::control::UringShared;
 use crate::owner::Owner;
-use crate::profile::Profile;
 use crate::sys::{self, files_update, new_ring};
 
 impl Owner {
@@ -18,7 +17,7 @@ impl Owner {
     /// ring on first use, or moving the poller to a new ring when it was
     /// taken to another thread (only the enabling thread may enter).
     pub(crate) fn ensure_thread(&mut self, inner: &UringShared) -> io::Result<()> {
-        if self.profile != Profile::Defer {
+        if !self.policy.single_issuer {
             return Ok(());
         }
         let me = thread::current().id();

@@ -13,6 +13,7 @@ use userpoll::{bits, Counter, Counters, Event, Events, Ready};
 use crate::control::Registry;
 use crate::merge::Merged;
 use crate::ops::ArmOp;
+use crate::policy::Policy;
 use crate::profile::Profile;
 use crate::reg::RegState;
 use crate::sqe;
@@ -23,6 +24,8 @@ use crate::sys::files_update;
 pub(crate) struct Owner {
     pub(crate) ring: IoUring,
     pub(crate) profile: Profile,
+    /// What a take must do under this profile.
+    pub(crate) policy: Policy,
     pub(crate) rearm_mode: bool,
     pub(crate) capacity: usize,
     pub(crate) sq_wanted: u32,

@@ -29,6 +29,7 @@ use crate::control::{Registry, UringShared};
 use crate::merge::Merged;
 use crate::ops::Ops;
 use crate::owner::Owner;
+use crate::policy::Policy;
 use crate::profile::{Profile, SETUP_CLAMP, SETUP_CQSIZE};
 use crate::sqe::MAX_CAPACITY;
 use crate::sys::new_ring;
@@ -176,9 +177,11 @@ impl Builder {
             process: ForkCheck::new(),
         });
         let cq_len = ring.params().cq_entries() as usize;
+        let policy = Policy::of(self.profile);
         let mut owner = Owner {
             ring,
             profile: self.profile,
+            policy,
             rearm_mode: self.rearm,
             capacity,
             sq_wanted,
@@ -195,7 +198,7 @@ impl Builder {
             queued_sqes: 0,
             update_queued: false,
         };
-        if self.profile != Profile::Defer {
+        if !policy.single_issuer {
             owner.arm_wake();
         }
         Ok(UringPoll {

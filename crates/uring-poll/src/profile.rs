@@ -107,12 +107,6 @@ impl Profile {
         self.build(2, 4).is_ok()
     }
 
-    /// Whether CQEs reach the CQ only through an `io_uring_enter` of the
-    /// owner (task work not run by interrupt).
-    pub(crate) const fn needs_enter_for_taskrun(self) -> bool {
-        matches!(self, Profile::Coop | Profile::Defer)
-    }
-
     /// A ring of this profile with `sq` submission and `cq` completion
     /// entries (each rounded up to a power of two, clamped to the kernel's
     /// maximum). Errors name the cause and keep its errno: ENOSYS (no

@@ -9,7 +9,6 @@ use io_uring::{squeue, EnterFlags};
 use userpoll::{Counter, Counters};
 
 use crate::owner::Owner;
-use crate::profile::Profile;
 use crate::sys;
 
 pub(crate) fn is_errno(e: &io::Error, errnos: &[i32]) -> bool {
@@ -63,10 +62,6 @@ impl Owner {
         )
     }
 
-    pub(crate) fn is_sqpoll(&self) -> bool {
-        self.profile == Profile::Sqpoll
-    }
-
     /// SQPOLL: whether the SQ thread sleeps and needs SQ_WAKEUP.
     pub(crate) fn sq_needs_wakeup(&mut self) -> bool {
         // The kernel sets NEED_WAKEUP and then re-checks the tail; this
@@ -93,7 +88,7 @@ impl Owner {
             if n == 0 {
                 return Ok(());
             }
-            if self.is_sqpoll() {
+            if self.policy.kernel_submits {
                 if self.sq_needs_wakeup() {
                     c.incr(Counter::EnterSubmit);
                     self.enter(0, 0, EnterFlags::SQ_WAKEUP, None)?;
@@ -123,7 +118,7 @@ impl Owner {
     pub(crate) fn enter_wait(&mut self, timeout: Option<Duration>, c: &Counters) -> io::Result<()> {
         let n = self.submitted();
         let mut flags = EnterFlags::GETEVENTS;
-        if self.is_sqpoll() && self.sq_needs_wakeup() {
+        if self.policy.kernel_submits && self.sq_needs_wakeup() {
             flags |= EnterFlags::SQ_WAKEUP;
         }
         c.incr(Counter::EnterWait);
@@ -148,7 +143,7 @@ impl Owner {
     /// zero timeout); under SQPOLL they come when the kernel thread gets to
     /// them.
     pub(crate) fn submit_and_collect(&mut self, want: usize, c: &Counters) -> io::Result<()> {
-        if self.is_sqpoll() {
+        if self.policy.kernel_submits {
             return self.submit(c);
         }
         let n = self.submitted();
@@ -161,7 +156,7 @@ impl Owner {
     /// ask for `want` completions, but no more than the CQ has room for
     /// (more would overflow it), with a zero timeout; others: 0 and none.
     pub(crate) fn getevents_args(&mut self, want: usize) -> (u32, Option<Duration>) {
-        if self.profile != Profile::Defer {
+        if !self.policy.getevents_counts {
             return (0, None);
         }
         let cq = self.ring.completion();
@@ -175,7 +170,7 @@ impl Owner {
 
     /// Coop and Defer: whether completion work waits for an enter of ours.
     pub(crate) fn taskrun_pending(&mut self) -> bool {
-        self.profile.needs_enter_for_taskrun() && self.ring.submission().taskrun()
+        self.policy.enter_for_taskrun && self.ring.submission().taskrun()
     }
 
     /// Runs pending completion work (and submits) without waiting.
@@ -191,7 +186,7 @@ impl Owner {
     /// the poll's completion work pending and be refused (-EALREADY), and
     /// cost a cancel and a new POLL_ADD; the SQ goes with the next enter.
     pub(crate) fn run_taskrun(&mut self, want: usize, c: &Counters) -> io::Result<()> {
-        let n = if self.profile == Profile::Defer && self.update_queued {
+        let n = if self.policy.update_after_taskrun && self.update_queued {
             0
         } else {
             self.submitted()
