@@ -2,7 +2,6 @@
 //! CQ overflow (S10).
 
 use std::io;
-use std::time::Duration;
 
 use io_uring::cqueue;
 use userpoll::{bits, Counter, Counters};
@@ -51,7 +50,7 @@ impl Owner {
                 // it had ended (its last CQE was stale, not re-armed).
                 if res != -libc::ENOENT {
                     let old = key_of(key.slot(), key.generation().wrapping_sub(1));
-                    self.queue_sqe(sqe::cancel(old));
+                    self.ring.push(sqe::cancel(old));
                 }
                 if let Some(reg) = g.table.get_mut(key) {
                     self.arm(reg);
@@ -106,7 +105,7 @@ impl Owner {
     pub(crate) fn drain_cq(&mut self, g: &mut Registry, c: &Counters) -> usize {
         let mut batch = std::mem::take(&mut self.batch);
         batch.clear();
-        batch.extend(self.ring.completion());
+        self.ring.read_cq(&mut batch);
         c.add(Counter::CqesSeen, batch.len() as u64);
         for cqe in &batch {
             self.complete(cqe, g, c);
@@ -124,7 +123,7 @@ impl Owner {
     pub(crate) fn harvest(&mut self, g: &mut Registry, c: &Counters) -> io::Result<()> {
         let mut flushes = 0;
         loop {
-            let overflow = self.ring.submission().cq_overflow();
+            let overflow = self.ring.cq_overflow();
             if overflow && !self.overflow_episode {
                 self.overflow_episode = true;
                 c.incr(Counter::OverflowRecoveries);
@@ -138,8 +137,7 @@ impl Owner {
                     return Ok(());
                 }
                 flushes += 1;
-                c.incr(Counter::EnterFlush);
-                self.enter_getevents(0, 0, None)?;
+                self.ring.flush_overflow(c)?;
                 continue;
             }
             if self.overflow_rearm.is_empty() {
@@ -159,15 +157,7 @@ impl Owner {
     /// unreported: arming checks readiness (S2). SQPOLL submits on its own
     /// thread: everything is re-armed at once there.
     pub(crate) fn rearm_overflowed(&mut self, g: &mut Registry, c: &Counters) -> io::Result<()> {
-        let room = {
-            let cq = self.ring.completion();
-            cq.capacity() - cq.len()
-        };
-        let batch = if self.policy.kernel_submits {
-            usize::MAX
-        } else {
-            room.max(1)
-        };
+        let batch = self.ring.rearm_batch();
         let mut armed = 0;
         while armed < batch {
             let Some(key) = self.overflow_rearm.pop() else {
@@ -181,17 +171,6 @@ impl Owner {
                 }
             }
         }
-        if armed == 0 || self.policy.kernel_submits {
-            return Ok(());
-        }
-        let n = self.submitted();
-        // Defer posts the completions only when asked to, as many as asked.
-        let (min_complete, timeout) = if self.policy.getevents_counts {
-            (armed as u32, Some(Duration::ZERO))
-        } else {
-            (0, None)
-        };
-        c.incr(Counter::EnterFlush);
-        self.enter_getevents(n, min_complete, timeout)
+        self.ring.submit_rearms(armed, c)
     }
 }

@@ -17,7 +17,7 @@ impl Owner {
     /// ring on first use, or moving the poller to a new ring when it was
     /// taken to another thread (only the enabling thread may enter).
     pub(crate) fn ensure_thread(&mut self, inner: &UringShared) -> io::Result<()> {
-        if !self.policy.single_issuer {
+        if !self.ring.policy().single_issuer {
             return Ok(());
         }
         let me = thread::current().id();
@@ -26,7 +26,7 @@ impl Owner {
             None => {
                 let mut g = inner.lock();
                 inner.counters.incr(Counter::OtherSyscall);
-                sys::enable(&self.ring)?;
+                sys::enable(self.ring.io_uring())?;
                 g.enabled_on = Some(me);
                 self.thread = Some(me);
                 self.arm_wake();
@@ -47,13 +47,11 @@ impl Owner {
         let ring = new_ring(self.profile, self.sq_wanted, self.cq_wanted, self.capacity)?;
         c.add(Counter::OtherSyscall, 2);
         sys::enable(&ring)?;
-        self.ring = ring;
-        g.ring_fd = self.ring.as_raw_fd();
+        self.ring.replace(ring);
+        g.ring_fd = self.ring.fd();
         g.enabled_on = Some(thread::current().id());
-        self.backlog.clear();
         self.overflow_episode = false;
         self.overflow_rearm.clear();
-        self.update_queued = false;
         // The new ring's file table is empty: install every registration's
         // file again, from the duplicate a queued add still holds, else by
         // fd number (the one place that trusts the number to still name the

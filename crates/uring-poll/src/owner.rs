@@ -6,26 +6,24 @@ use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
 use std::thread::ThreadId;
 
-use io_uring::{cqueue, squeue, IoUring};
+use io_uring::cqueue;
 use userpoll::table::Key;
 use userpoll::{bits, Counter, Counters, Event, Events, Ready};
 
 use crate::control::Registry;
 use crate::merge::Merged;
 use crate::ops::ArmOp;
-use crate::policy::Policy;
 use crate::profile::Profile;
 use crate::reg::RegState;
+use crate::ring::Ring;
 use crate::sqe;
 use crate::sys::files_update;
 
 /// Everything only the owner touches: the ring, the merge buffer and the
 /// queue of registrations with an event to hand out.
 pub(crate) struct Owner {
-    pub(crate) ring: IoUring,
+    pub(crate) ring: Ring,
     pub(crate) profile: Profile,
-    /// What a take must do under this profile.
-    pub(crate) policy: Policy,
     pub(crate) rearm_mode: bool,
     pub(crate) capacity: usize,
     pub(crate) sq_wanted: u32,
@@ -34,8 +32,6 @@ pub(crate) struct Owner {
     pub(crate) merged: Vec<Merged>,
     /// Slots with a merged event, each at most once, oldest first.
     pub(crate) queue: VecDeque<u32>,
-    /// SQEs that did not fit in the SQ; they go at the next enter.
-    pub(crate) backlog: VecDeque<squeue::Entry>,
     /// CQEs copied out of the CQ, so the CQ is free while they are handled.
     pub(crate) batch: Vec<cqueue::Entry>,
     /// Defer: the thread the ring is enabled on (its single issuer).
@@ -49,10 +45,6 @@ pub(crate) struct Owner {
     /// re-arms.
     pub(crate) overflow_episode: bool,
     pub(crate) wake_fd: RawFd,
-    /// SQEs queued since the counters were last updated.
-    pub(crate) queued_sqes: u64,
-    /// An in-place update waits in the SQ (or backlog).
-    pub(crate) update_queued: bool,
 }
 
 impl fmt::Debug for Owner {
@@ -62,7 +54,7 @@ impl fmt::Debug for Owner {
             .field("rearm_mode", &self.rearm_mode)
             .field("params", self.ring.params())
             .field("queued_events", &self.queue.len())
-            .field("backlog", &self.backlog.len())
+            .field("backlog", &self.ring.backlog_len())
             .field("thread", &self.thread)
             .finish()
     }
@@ -76,7 +68,7 @@ impl Owner {
     /// POLL_ADD for `reg`'s current key and interest.
     pub(crate) fn arm(&mut self, reg: &mut userpoll::table::Registration<RegState>) {
         let multishot = !self.rearm_mode && !reg.interest.is_oneshot();
-        self.queue_sqe(sqe::poll_add(
+        self.ring.push(sqe::poll_add(
             reg.key.slot() as u32,
             reg.interest.mask(),
             multishot,
@@ -88,7 +80,7 @@ impl Owner {
 
     /// Multishot POLL_ADD of the wake-up eventfd.
     pub(crate) fn arm_wake(&mut self) {
-        self.queue_sqe(sqe::poll_add_wake(self.wake_fd, bits::IN));
+        self.ring.push(sqe::poll_add_wake(self.wake_fd, bits::IN));
     }
 
     /// Turns the ops control calls queued into SQEs and fixed-file
@@ -105,14 +97,14 @@ impl Owner {
             ..
         } = g;
         for key in pending.spill.drain(..) {
-            self.queue_sqe(sqe::cancel(key));
+            self.ring.push(sqe::cancel(key));
         }
         // Not through `Ops::take`: no allocation per take.
         let mut dirty = std::mem::take(&mut pending.dirty);
         for &slot in &dirty {
             let ops = std::mem::take(&mut pending.slots[slot as usize]);
             if let Some(key) = ops.cancel {
-                self.queue_sqe(sqe::cancel(key));
+                self.ring.push(sqe::cancel(key));
             }
             if ops.clear && holder[slot as usize] == 0 {
                 c.incr(Counter::OtherSyscall);
@@ -148,8 +140,7 @@ impl Owner {
                 }
                 Some(ArmOp::Update { old, new }) => {
                     let mask = table.get(new).map_or(bits::IN, |r| r.interest.mask());
-                    self.queue_sqe(sqe::poll_update(old, new, mask));
-                    self.update_queued = true;
+                    self.ring.push_update(sqe::poll_update(old, new, mask));
                 }
                 None => {}
             }

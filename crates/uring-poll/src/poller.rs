@@ -31,6 +31,7 @@ use crate::ops::Ops;
 use crate::owner::Owner;
 use crate::policy::Policy;
 use crate::profile::{Profile, SETUP_CLAMP, SETUP_CQSIZE};
+use crate::ring::Ring;
 use crate::sqe::MAX_CAPACITY;
 use crate::sys::new_ring;
 
@@ -179,24 +180,20 @@ impl Builder {
         let cq_len = ring.params().cq_entries() as usize;
         let policy = Policy::of(self.profile);
         let mut owner = Owner {
-            ring,
+            ring: Ring::new(ring, policy),
             profile: self.profile,
-            policy,
             rearm_mode: self.rearm,
             capacity,
             sq_wanted,
             cq_wanted,
             merged: vec![Merged::default(); capacity],
             queue: VecDeque::with_capacity(capacity),
-            backlog: VecDeque::new(),
             batch: Vec::with_capacity(cq_len),
             thread: None,
             rearm_next: Vec::new(),
             overflow_rearm: Vec::new(),
             overflow_episode: false,
             wake_fd,
-            queued_sqes: 0,
-            update_queued: false,
         };
         if !policy.single_issuer {
             owner.arm_wake();
@@ -312,8 +309,8 @@ impl Poller for UringPoll {
                 // ours. Run it before reading the CQ, every time it is
                 // pending, or completions posted inline at submission
                 // could keep the CQ busy and starve it.
-                if owner.taskrun_pending() {
-                    owner.run_taskrun(events.remaining(), c)?;
+                if owner.ring.taskrun_pending() {
+                    owner.ring.run_taskrun(events.remaining(), c)?;
                 }
                 owner.harvest(&mut g, c)?;
                 owner.emit(&mut g, events, c);
@@ -332,13 +329,13 @@ impl Poller for UringPoll {
                 // reached the kernel yet: submit them and look once more, so
                 // that an fd ready when `add` or `modify` returned is
                 // reported by the very next `poll` (S4), as epoll would.
-                if !ran_submit && owner.has_queued_sqes() {
+                if !ran_submit && owner.ring.has_queued() {
                     ran_submit = true;
-                    owner.submit_and_collect(events.remaining(), c)?;
+                    owner.ring.submit_and_collect(events.remaining(), c)?;
                     continue;
                 }
                 // Coop and Defer: completions may be waiting for an enter.
-                if !ran_taskrun && owner.taskrun_pending() {
+                if !ran_taskrun && owner.ring.taskrun_pending() {
                     ran_taskrun = true;
                     continue;
                 }
@@ -352,7 +349,7 @@ impl Poller for UringPoll {
                 }
                 g.waiting = true;
             }
-            if let Err(e) = owner.enter_wait(left, c) {
+            if let Err(e) = owner.ring.wait(left, c) {
                 inner.lock().waiting = false;
                 return Err(e);
             }
@@ -361,15 +358,12 @@ impl Poller for UringPoll {
         // Events already taken out of the queue are not thrown away for a
         // failed submit: the SQEs stay queued, and the next call retries
         // (and reports the error if it persists).
-        if let Err(e) = owner.submit(c) {
+        if let Err(e) = owner.ring.submit(c) {
             if events.is_empty() {
                 return Err(e);
             }
         }
-        c.add(
-            Counter::SqesSubmitted,
-            std::mem::take(&mut owner.queued_sqes),
-        );
+        c.add(Counter::SqesSubmitted, owner.ring.take_queued_count());
         c.add(Counter::EventsDelivered, events.len() as u64);
         Ok(events.len())
     }

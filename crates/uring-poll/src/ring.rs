@@ -1,23 +1,100 @@
-//! Submitting SQEs and entering the ring.
+//! The owner's io_uring: SQEs in (with a backlog when the SQ is full), what
+//! the ring's flags say (pending completion work, CQ overflow, CQ room),
+//! and every `io_uring_enter` the poller makes, through one path with one
+//! errno filter.
+//!
+//! The enters a take makes, each named by what it is for: [`Ring::submit`]
+//! (hand queued SQEs over), [`Ring::wait`] (block for a completion),
+//! [`Ring::submit_and_collect`] (an empty `poll` looks once more),
+//! [`Ring::run_taskrun`] (Coop/Defer completion work), and, for overflow
+//! recovery, [`Ring::flush_overflow`] and [`Ring::submit_rearms`]. What
+//! each does differs by profile only through the [`Policy`].
 
+use std::collections::VecDeque;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{fence, Ordering};
 use std::time::Duration;
 
-use io_uring::{squeue, EnterFlags};
+use io_uring::{cqueue, squeue, EnterFlags, IoUring, Parameters};
 use userpoll::{Counter, Counters};
 
-use crate::owner::Owner;
+use crate::policy::Policy;
 use crate::sys;
 
-pub(crate) fn is_errno(e: &io::Error, errnos: &[i32]) -> bool {
-    e.raw_os_error().is_some_and(|n| errnos.contains(&n))
+/// What an `io_uring_enter` came to when the poller does not count it as
+/// failed.
+enum Entered {
+    /// The kernel's return value (SQEs consumed).
+    Done(usize),
+    /// `EINTR`: a signal came first.
+    Interrupted,
+    /// `ETIME`: the timeout (a zero one included) expired with fewer
+    /// completions than asked for; `EBUSY`, `EAGAIN`: the CQ is
+    /// overflowing or the kernel is short of requests, and SQEs not taken
+    /// stay in the SQ for the next enter, after the flush.
+    Later,
 }
 
-impl Owner {
+/// The owner's ring and what waits to go into it.
+pub(crate) struct Ring {
+    ring: IoUring,
+    policy: Policy,
+    /// SQEs that did not fit in the SQ; they go at the next enter.
+    backlog: VecDeque<squeue::Entry>,
+    /// SQEs queued since the counters were last updated.
+    queued_sqes: u64,
+    /// An in-place update waits in the SQ (or backlog).
+    update_queued: bool,
+}
+
+impl Ring {
+    pub(crate) fn new(ring: IoUring, policy: Policy) -> Ring {
+        Ring {
+            ring,
+            policy,
+            backlog: VecDeque::new(),
+            queued_sqes: 0,
+            update_queued: false,
+        }
+    }
+
+    /// Puts `ring` in place of the current one, which closes (cancelling
+    /// its polls); what waited for the old ring is dropped.
+    pub(crate) fn replace(&mut self, ring: IoUring) {
+        self.ring = ring;
+        self.backlog.clear();
+        self.update_queued = false;
+    }
+
+    pub(crate) fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
+    pub(crate) fn params(&self) -> &Parameters {
+        self.ring.params()
+    }
+
+    pub(crate) fn io_uring(&self) -> &IoUring {
+        &self.ring
+    }
+
+    /// SQEs waiting in the backlog (for `Debug`).
+    pub(crate) fn backlog_len(&self) -> usize {
+        self.backlog.len()
+    }
+
+    /// SQEs queued since the last call.
+    pub(crate) fn take_queued_count(&mut self) -> u64 {
+        std::mem::take(&mut self.queued_sqes)
+    }
+
     /// Puts `e` in the SQ, or in the backlog when the SQ is full.
-    pub(crate) fn queue_sqe(&mut self, e: squeue::Entry) {
+    pub(crate) fn push(&mut self, e: squeue::Entry) {
         self.queued_sqes += 1;
         if self.backlog.is_empty() {
             // Our SQEs (POLL_ADD, POLL_REMOVE, ASYNC_CANCEL) name fds checked
@@ -30,12 +107,19 @@ impl Owner {
         self.backlog.push_back(e);
     }
 
+    /// [`Ring::push`] of an in-place update, which Defer submits only
+    /// after pending completion work has run ([`Ring::run_taskrun`]).
+    pub(crate) fn push_update(&mut self, e: squeue::Entry) {
+        self.push(e);
+        self.update_queued = true;
+    }
+
     /// Moves what fits of the backlog into the SQ; the number of SQEs the
     /// SQ then holds.
-    pub(crate) fn fill_sq(&mut self) -> u32 {
+    fn fill_sq(&mut self) -> u32 {
         let mut sq = self.ring.submission();
         while let Some(e) = self.backlog.front() {
-            // SAFETY: as in queue_sqe.
+            // SAFETY: as in push.
             if unsafe { sq.push(e) }.is_err() {
                 break;
             }
@@ -45,25 +129,23 @@ impl Owner {
         sq.len() as u32
     }
 
-    /// `io_uring_enter` on this owner's ring ([`sys::enter`]).
-    pub(crate) fn enter(
-        &self,
-        to_submit: u32,
-        min_complete: u32,
-        flags: EnterFlags,
-        timeout: Option<Duration>,
-    ) -> io::Result<usize> {
-        sys::enter(
-            self.ring.as_raw_fd(),
-            to_submit,
-            min_complete,
-            flags,
-            timeout,
-        )
+    /// `fill_sq` for an enter that submits: what it hands over includes
+    /// any queued update.
+    fn submitted(&mut self) -> u32 {
+        let n = self.fill_sq();
+        if self.backlog.is_empty() {
+            self.update_queued = false;
+        }
+        n
+    }
+
+    /// Whether SQEs wait to be handed to the kernel.
+    pub(crate) fn has_queued(&mut self) -> bool {
+        !self.backlog.is_empty() || !self.ring.submission().is_empty()
     }
 
     /// SQPOLL: whether the SQ thread sleeps and needs SQ_WAKEUP.
-    pub(crate) fn sq_needs_wakeup(&mut self) -> bool {
+    fn sq_needs_wakeup(&mut self) -> bool {
         // The kernel sets NEED_WAKEUP and then re-checks the tail; this
         // fence orders our tail store before our flag load (see
         // io_uring_enter(2), SQPOLL).
@@ -71,14 +153,80 @@ impl Owner {
         self.ring.submission().need_wakeup()
     }
 
-    /// `fill_sq` for an enter that submits: what it hands over includes
-    /// any queued update.
-    pub(crate) fn submitted(&mut self) -> u32 {
-        let n = self.fill_sq();
-        if self.backlog.is_empty() {
-            self.update_queued = false;
+    /// Coop and Defer: whether completion work waits for an enter of ours.
+    pub(crate) fn taskrun_pending(&mut self) -> bool {
+        self.policy.enter_for_taskrun && self.ring.submission().taskrun()
+    }
+
+    /// Whether the kernel holds completions on its overflow list (only a
+    /// GETEVENTS enter flushes them into the CQ).
+    pub(crate) fn cq_overflow(&mut self) -> bool {
+        self.ring.submission().cq_overflow()
+    }
+
+    /// Free CQ entries.
+    fn cq_room(&mut self) -> usize {
+        let cq = self.ring.completion();
+        cq.capacity() - cq.len()
+    }
+
+    /// Copies every CQE out of the CQ into `batch` (appending), freeing
+    /// their CQ entries; no system call.
+    pub(crate) fn read_cq(&mut self, batch: &mut Vec<cqueue::Entry>) {
+        batch.extend(self.ring.completion());
+    }
+
+    /// How many requests overflow recovery may re-arm at a time: as many
+    /// as the CQ has room for (at least one), so their arm-time
+    /// completions land in the CQ; everything at once when the kernel's
+    /// SQ thread submits.
+    pub(crate) fn rearm_batch(&mut self) -> usize {
+        let room = self.cq_room();
+        if self.policy.kernel_submits {
+            usize::MAX
+        } else {
+            room.max(1)
         }
-        n
+    }
+
+    /// The one `io_uring_enter` path: counts the enter as `counter`, and
+    /// holds the one errno filter. `ETIME`, `EINTR`, `EBUSY` and `EAGAIN`
+    /// are not failures of the poller ([`Entered`]); any other errno is
+    /// returned as the error.
+    fn enter(
+        &mut self,
+        c: &Counters,
+        counter: Counter,
+        to_submit: u32,
+        min_complete: u32,
+        flags: EnterFlags,
+        timeout: Option<Duration>,
+    ) -> io::Result<Entered> {
+        c.incr(counter);
+        match sys::enter(self.fd(), to_submit, min_complete, flags, timeout) {
+            Ok(n) => Ok(Entered::Done(n)),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EINTR) => Ok(Entered::Interrupted),
+                Some(libc::ETIME | libc::EBUSY | libc::EAGAIN) => Ok(Entered::Later),
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// `min_complete` and timeout of a GETEVENTS enter that must not wait:
+    /// `want` completions (no more than the CQ has room for, which would
+    /// overflow it; at least one) with a zero timeout where the kernel
+    /// posts only as many as asked for ([`Policy::getevents_counts`]);
+    /// elsewhere 0 and none.
+    fn getevents_args(&mut self, want: usize) -> (u32, Option<Duration>) {
+        if !self.policy.getevents_counts {
+            return (0, None);
+        }
+        let room = self.cq_room();
+        (
+            want.min(room).clamp(1, u32::MAX as usize) as u32,
+            Some(Duration::ZERO),
+        )
     }
 
     /// Hands every queued SQE to the kernel without waiting.
@@ -90,50 +238,34 @@ impl Owner {
             }
             if self.policy.kernel_submits {
                 if self.sq_needs_wakeup() {
-                    c.incr(Counter::EnterSubmit);
-                    self.enter(0, 0, EnterFlags::SQ_WAKEUP, None)?;
+                    self.enter(c, Counter::EnterSubmit, 0, 0, EnterFlags::SQ_WAKEUP, None)?;
                 }
                 if self.backlog.is_empty() {
                     return Ok(());
                 }
-                c.incr(Counter::EnterSubmit);
-                self.enter(0, 0, EnterFlags::SQ_WAIT, None)?;
+                self.enter(c, Counter::EnterSubmit, 0, 0, EnterFlags::SQ_WAIT, None)?;
                 continue;
             }
-            c.incr(Counter::EnterSubmit);
-            match self.enter(n, 0, EnterFlags::empty(), None) {
-                Ok(0) => return Ok(()),
-                Ok(_) if self.backlog.is_empty() => return Ok(()),
-                Ok(_) => {}
-                Err(e) if is_errno(&e, &[libc::EINTR]) => {}
+            match self.enter(c, Counter::EnterSubmit, n, 0, EnterFlags::empty(), None)? {
+                Entered::Done(0) => return Ok(()),
+                Entered::Done(_) if self.backlog.is_empty() => return Ok(()),
+                Entered::Done(_) | Entered::Interrupted => {}
                 // The CQ is overflowing: the entries stay in the SQ and go
                 // with the next enter, after the overflow is flushed.
-                Err(e) if is_errno(&e, &[libc::EBUSY, libc::EAGAIN]) => return Ok(()),
-                Err(e) => return Err(e),
+                Entered::Later => return Ok(()),
             }
         }
     }
 
     /// Submits what is queued and blocks until a completion or `timeout`.
-    pub(crate) fn enter_wait(&mut self, timeout: Option<Duration>, c: &Counters) -> io::Result<()> {
+    pub(crate) fn wait(&mut self, timeout: Option<Duration>, c: &Counters) -> io::Result<()> {
         let n = self.submitted();
         let mut flags = EnterFlags::GETEVENTS;
         if self.policy.kernel_submits && self.sq_needs_wakeup() {
             flags |= EnterFlags::SQ_WAKEUP;
         }
-        c.incr(Counter::EnterWait);
-        match self.enter(n, 1, flags, timeout) {
-            Ok(_) => Ok(()),
-            Err(e) if is_errno(&e, &[libc::ETIME, libc::EINTR, libc::EBUSY, libc::EAGAIN]) => {
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Whether SQEs wait to be handed to the kernel.
-    pub(crate) fn has_queued_sqes(&mut self) -> bool {
-        !self.backlog.is_empty() || !self.ring.submission().is_empty()
+        self.enter(c, Counter::EnterWait, n, 1, flags, timeout)?;
+        Ok(())
     }
 
     /// Submits what is queued and collects what that posts at once (the
@@ -148,29 +280,15 @@ impl Owner {
         }
         let n = self.submitted();
         let (min_complete, timeout) = self.getevents_args(want);
-        c.incr(Counter::EnterSubmit);
-        self.enter_getevents(n, min_complete, timeout)
-    }
-
-    /// `min_complete` and timeout of a non-blocking GETEVENTS enter. Defer:
-    /// ask for `want` completions, but no more than the CQ has room for
-    /// (more would overflow it), with a zero timeout; others: 0 and none.
-    pub(crate) fn getevents_args(&mut self, want: usize) -> (u32, Option<Duration>) {
-        if !self.policy.getevents_counts {
-            return (0, None);
-        }
-        let cq = self.ring.completion();
-        let room = cq.capacity() - cq.len();
-        drop(cq);
-        (
-            want.min(room).clamp(1, u32::MAX as usize) as u32,
-            Some(Duration::ZERO),
-        )
-    }
-
-    /// Coop and Defer: whether completion work waits for an enter of ours.
-    pub(crate) fn taskrun_pending(&mut self) -> bool {
-        self.policy.enter_for_taskrun && self.ring.submission().taskrun()
+        self.enter(
+            c,
+            Counter::EnterSubmit,
+            n,
+            min_complete,
+            EnterFlags::GETEVENTS,
+            timeout,
+        )?;
+        Ok(())
     }
 
     /// Runs pending completion work (and submits) without waiting.
@@ -192,30 +310,48 @@ impl Owner {
             self.submitted()
         };
         let (min_complete, timeout) = self.getevents_args(want);
-        c.incr(Counter::EnterWait);
-        match self.enter(n, min_complete, EnterFlags::GETEVENTS, timeout) {
-            Ok(_) => Ok(()),
-            Err(e) if is_errno(&e, &[libc::ETIME, libc::EINTR, libc::EBUSY, libc::EAGAIN]) => {
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        self.enter(
+            c,
+            Counter::EnterWait,
+            n,
+            min_complete,
+            EnterFlags::GETEVENTS,
+            timeout,
+        )?;
+        Ok(())
     }
 
-    /// `io_uring_enter(GETEVENTS)` that does not wait beyond `timeout`;
-    /// interruptions, a zero timeout expiring and a busy CQ are not errors.
-    pub(crate) fn enter_getevents(
-        &mut self,
-        to_submit: u32,
-        min_complete: u32,
-        timeout: Option<Duration>,
-    ) -> io::Result<()> {
-        match self.enter(to_submit, min_complete, EnterFlags::GETEVENTS, timeout) {
-            Ok(_) => Ok(()),
-            Err(e) if is_errno(&e, &[libc::ETIME, libc::EINTR, libc::EBUSY, libc::EAGAIN]) => {
-                Ok(())
-            }
-            Err(e) => Err(e),
+    /// Flushes the kernel's CQ overflow list into the CQ: a GETEVENTS
+    /// enter that submits nothing and does not wait.
+    pub(crate) fn flush_overflow(&mut self, c: &Counters) -> io::Result<()> {
+        self.enter(c, Counter::EnterFlush, 0, 0, EnterFlags::GETEVENTS, None)?;
+        Ok(())
+    }
+
+    /// Hands `armed` re-arms of overflow recovery to the kernel at once and
+    /// collects their arm-time completions (Defer: asks for `armed` of
+    /// them). Nothing to do when none were armed, or when the kernel's SQ
+    /// thread submits.
+    pub(crate) fn submit_rearms(&mut self, armed: usize, c: &Counters) -> io::Result<()> {
+        if armed == 0 || self.policy.kernel_submits {
+            return Ok(());
         }
+        let n = self.submitted();
+        // Defer posts the completions only when asked to, as many as asked
+        // (`armed` is within the CQ's room: see `rearm_batch`).
+        let (min_complete, timeout) = if self.policy.getevents_counts {
+            (armed as u32, Some(Duration::ZERO))
+        } else {
+            (0, None)
+        };
+        self.enter(
+            c,
+            Counter::EnterFlush,
+            n,
+            min_complete,
+            EnterFlags::GETEVENTS,
+            timeout,
+        )?;
+        Ok(())
     }
 }
