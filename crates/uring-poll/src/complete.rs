@@ -65,7 +65,7 @@ impl Owner {
                 if res > 0 {
                     reg.extra.errors = 0;
                     let mask = res as u32 & reg.interest.mask();
-                    self.merge(key, mask, c);
+                    self.merged.merge(key, mask, c);
                 }
                 if more {
                     return;
@@ -82,7 +82,7 @@ impl Owner {
                 if res < 0 && res != -libc::ECANCELED {
                     reg.extra.errors += 1;
                     if reg.extra.errors >= ERRORS_BEFORE_GIVING_UP {
-                        self.merge(key, bits::ERR, c);
+                        self.merged.merge(key, bits::ERR, c);
                         return;
                     }
                 }

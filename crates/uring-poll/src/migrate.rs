@@ -73,7 +73,7 @@ impl Owner {
             c.incr(Counter::OtherSyscall);
             if files_update(ring_fd, key.slot(), fd).is_err() {
                 reg.extra.armed = false;
-                self.merge(key, bits::ERR | bits::HUP, c);
+                self.merged.merge(key, bits::ERR | bits::HUP, c);
             } else if reg.extra.armed {
                 self.arm(reg);
             }

@@ -1,7 +1,6 @@
 //! Everything only the owner touches, and the steps of a take that are
 //! not completion handling.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
 use std::thread::ThreadId;
@@ -11,7 +10,7 @@ use userpoll::table::Key;
 use userpoll::{bits, Counter, Counters, Event, Events, Ready};
 
 use crate::control::Registry;
-use crate::merge::Merged;
+use crate::merge::MergeQueue;
 use crate::ops::ArmOp;
 use crate::profile::Profile;
 use crate::reg::RegState;
@@ -28,10 +27,8 @@ pub(crate) struct Owner {
     pub(crate) capacity: usize,
     pub(crate) sq_wanted: u32,
     pub(crate) cq_wanted: u32,
-    /// Per slot: the OR of the masks of completions not yet taken (S3).
-    pub(crate) merged: Vec<Merged>,
-    /// Slots with a merged event, each at most once, oldest first.
-    pub(crate) queue: VecDeque<u32>,
+    /// Completions merged per registration, not yet handed out (S3).
+    pub(crate) merged: MergeQueue,
     /// CQEs copied out of the CQ, so the CQ is free while they are handled.
     pub(crate) batch: Vec<cqueue::Entry>,
     /// Defer: the thread the ring is enabled on (its single issuer).
@@ -53,7 +50,7 @@ impl fmt::Debug for Owner {
             .field("profile", &self.profile)
             .field("rearm_mode", &self.rearm_mode)
             .field("params", self.ring.params())
-            .field("queued_events", &self.queue.len())
+            .field("queued_events", &self.merged.len())
             .field("backlog", &self.ring.backlog_len())
             .field("thread", &self.thread)
             .finish()
@@ -120,7 +117,7 @@ impl Owner {
                     if let Ok(reg) = table.by_fd_mut(fd) {
                         let key = reg.key;
                         reg.extra.armed = false;
-                        self.merge(key, bits::ERR | bits::HUP, c);
+                        self.merged.merge(key, bits::ERR | bits::HUP, c);
                     }
                 }
                 // Closing the duplicate; the table holds the file now.
@@ -168,13 +165,10 @@ impl Owner {
     /// registration was deleted or modified since (S5).
     pub(crate) fn emit(&mut self, g: &mut Registry, events: &mut Events, c: &Counters) {
         while !events.is_full() {
-            let Some(slot) = self.queue.pop_front() else {
+            let Some((key, mask)) = self.merged.pop() else {
                 break;
             };
-            let m = &mut self.merged[slot as usize];
-            m.queued = false;
-            let (generation, mask) = (m.generation, m.mask);
-            match g.table.get_mut(key_of(slot as usize, generation)) {
+            match g.table.get_mut(key) {
                 None => c.incr(Counter::StaleDropped),
                 Some(reg) => {
                     events.push(Event::new(reg.data, Ready::from_bits(mask)));

@@ -13,7 +13,6 @@
 //!   memory, drops stale completions by generation, re-arms what the kernel
 //!   ended, merges completions per registration (S3) and hands out events.
 
-use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
@@ -26,7 +25,7 @@ use userpoll::{syscall, Counter, Counters, Events, Poller, Stats};
 
 use crate::check::fstat;
 use crate::control::{Registry, UringShared};
-use crate::merge::Merged;
+use crate::merge::MergeQueue;
 use crate::ops::Ops;
 use crate::owner::Owner;
 use crate::policy::Policy;
@@ -186,8 +185,7 @@ impl Builder {
             capacity,
             sq_wanted,
             cq_wanted,
-            merged: vec![Merged::default(); capacity],
-            queue: VecDeque::with_capacity(capacity),
+            merged: MergeQueue::new(capacity),
             batch: Vec::with_capacity(cq_len),
             thread: None,
             rearm_next: Vec::new(),
