@@ -8,11 +8,8 @@ use userpoll::{bits, Counter, Counters};
 
 use crate::control::Registry;
 use crate::owner::{key_of, Owner};
+use crate::reg::Ending;
 use crate::sqe::{self, Kind};
-
-/// Error completions in a row after which a registration is no longer
-/// re-armed: the caller gets one event with `EPOLLERR` and should delete it.
-pub(crate) const ERRORS_BEFORE_GIVING_UP: u8 = 3;
 
 /// Flushes of the CQ overflow list one take makes at most before it hands
 /// out what it has merged.
@@ -63,40 +60,31 @@ impl Owner {
                     return;
                 };
                 if res > 0 {
-                    reg.extra.errors = 0;
+                    reg.extra.fired();
                     let mask = res as u32 & reg.interest.mask();
                     self.merged.merge(key, mask, c);
                 }
                 if more {
                     return;
                 }
-                reg.extra.armed = false;
-                reg.extra.in_ring = false;
-                if res > 0 && reg.interest.is_oneshot() {
-                    return; // S7: silent until modify
-                }
-                if res > 0 && self.rearm_mode {
-                    reg.extra.rearm_on_take = Some(Counter::RearmMode);
-                    return;
-                }
-                if res < 0 && res != -libc::ECANCELED {
-                    reg.extra.errors += 1;
-                    if reg.extra.errors >= ERRORS_BEFORE_GIVING_UP {
-                        self.merged.merge(key, bits::ERR, c);
-                        return;
-                    }
-                }
-                if self.overflow_episode {
+                let oneshot = reg.interest.is_oneshot();
+                let ending = reg
+                    .extra
+                    .end(res, oneshot, self.rearm_mode, self.overflow_episode);
+                match ending {
+                    // S7: silent until modify; re-arm mode: at the take.
+                    Ending::Wait => {}
+                    Ending::GiveUp => self.merged.merge(key, bits::ERR, c),
                     // Re-arming now would only end again: while the overflow
                     // list is non-empty the kernel ends every multishot poll
                     // that fires. Re-arm once it is flushed; the event this
                     // completion carried is merged already.
-                    reg.extra.armed = true;
-                    self.overflow_rearm.push(key);
-                    return;
+                    Ending::AfterOverflow => self.overflow_rearm.push(key),
+                    Ending::Rearm => {
+                        self.arm(reg);
+                        c.incr(Counter::RearmKernelEnded);
+                    }
                 }
-                self.arm(reg);
-                c.incr(Counter::RearmKernelEnded);
             }
         }
     }
@@ -164,7 +152,7 @@ impl Owner {
                 break;
             };
             if let Some(reg) = g.table.get_mut(key) {
-                if reg.extra.armed && !reg.extra.in_ring {
+                if reg.extra.awaits_arm() {
                     self.arm(reg);
                     c.incr(Counter::RearmOverflow);
                     armed += 1;

@@ -13,12 +13,12 @@ use userpoll::{Control, Counter, Counters, Interest};
 
 use crate::check::{check_file, explain_refused, refused_file, Refused};
 use crate::ops::{ArmOp, Ops};
-use crate::reg::RegState;
+use crate::reg::Life;
 use crate::sys::files_update;
 
 #[derive(Debug)]
 pub(crate) struct Registry {
-    pub(crate) table: Table<RegState>,
+    pub(crate) table: Table<Life>,
     pub(crate) pending: Ops,
     /// The owner is (about to be) blocked in `io_uring_enter`; the next
     /// control call must wake it.
@@ -161,11 +161,7 @@ impl Control for UringControl {
             }
             return Err(e);
         }
-        let state = RegState {
-            armed: true,
-            ..RegState::default()
-        };
-        let key = g.table.insert(raw, interest, data, state)?;
+        let key = g.table.insert(raw, interest, data, Life::Queued)?;
         g.last_serial += 1;
         g.serial[key.slot()] = g.last_serial;
         if inline {
@@ -215,7 +211,7 @@ impl Control for UringControl {
         let in_place = !self.inner.rearm_mode
             && !old_interest.is_oneshot()
             && !interest.is_oneshot()
-            && reg.extra.in_ring;
+            && reg.extra.in_ring();
         let mut in_ring = in_place;
         if !*closed {
             let queued = pending.peek(new.slot()).arm;
@@ -237,18 +233,14 @@ impl Control for UringControl {
                     pending.slot(new.slot()).arm = Some(ArmOp::Update { old, new });
                 }
                 None => {
-                    if reg.extra.in_ring {
+                    if reg.extra.in_ring() {
                         pending.cancel(old);
                     }
                     pending.slot(new.slot()).arm = Some(ArmOp::Arm(new));
                 }
             }
         }
-        reg.extra = RegState {
-            armed: true,
-            in_ring,
-            ..RegState::default()
-        };
+        reg.extra = Life::modified(in_ring);
         self.inner.finish(g);
         Ok(())
     }
@@ -275,7 +267,7 @@ impl Control for UringControl {
             match arm {
                 Some(ArmOp::Update { old, .. }) => g.pending.cancel(old),
                 Some(ArmOp::Arm(_)) => {}
-                None if reg.extra.in_ring => g.pending.cancel(reg.key),
+                None if reg.extra.in_ring() => g.pending.cancel(reg.key),
                 None => {}
             }
             if g.files_inline() {

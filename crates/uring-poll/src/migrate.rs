@@ -72,9 +72,9 @@ impl Owner {
             let fd = dup.as_ref().map_or(reg.fd, |d| d.as_raw_fd());
             c.incr(Counter::OtherSyscall);
             if files_update(ring_fd, key.slot(), fd).is_err() {
-                reg.extra.armed = false;
+                reg.extra.file_lost();
                 self.merged.merge(key, bits::ERR | bits::HUP, c);
-            } else if reg.extra.armed {
+            } else if reg.extra.is_armed() {
                 self.arm(reg);
             }
         }

@@ -13,7 +13,7 @@ use crate::control::Registry;
 use crate::merge::MergeQueue;
 use crate::ops::ArmOp;
 use crate::profile::Profile;
-use crate::reg::RegState;
+use crate::reg::Life;
 use crate::ring::Ring;
 use crate::sqe;
 use crate::sys::files_update;
@@ -63,7 +63,7 @@ pub(crate) fn key_of(slot: usize, generation: u32) -> Key {
 
 impl Owner {
     /// POLL_ADD for `reg`'s current key and interest.
-    pub(crate) fn arm(&mut self, reg: &mut userpoll::table::Registration<RegState>) {
+    pub(crate) fn arm(&mut self, reg: &mut userpoll::table::Registration<Life>) {
         let multishot = !self.rearm_mode && !reg.interest.is_oneshot();
         self.ring.push(sqe::poll_add(
             reg.key.slot() as u32,
@@ -71,8 +71,7 @@ impl Owner {
             multishot,
             reg.key,
         ));
-        reg.extra.armed = true;
-        reg.extra.in_ring = true;
+        reg.extra.armed();
     }
 
     /// Multishot POLL_ADD of the wake-up eventfd.
@@ -116,7 +115,7 @@ impl Owner {
                     // ENOMEM; tell the caller once, it should delete.
                     if let Ok(reg) = table.by_fd_mut(fd) {
                         let key = reg.key;
-                        reg.extra.armed = false;
+                        reg.extra.file_lost();
                         self.merged.merge(key, bits::ERR | bits::HUP, c);
                     }
                 }
@@ -130,7 +129,7 @@ impl Owner {
                 // a guard).
                 Some(ArmOp::Arm(key)) => {
                     if let Some(reg) = table.get_mut(key) {
-                        if reg.extra.armed {
+                        if reg.extra.is_armed() {
                             self.arm(reg);
                         }
                     }
@@ -152,9 +151,9 @@ impl Owner {
         let mut keys = std::mem::take(&mut self.rearm_next);
         for key in keys.drain(..) {
             if let Some(reg) = g.table.get_mut(key) {
-                if let Some(cause) = reg.extra.rearm_on_take.take() {
+                if reg.extra == Life::RearmOnTake {
                     self.arm(reg);
-                    c.incr(cause);
+                    c.incr(Counter::RearmMode);
                 }
             }
         }
@@ -172,7 +171,7 @@ impl Owner {
                 None => c.incr(Counter::StaleDropped),
                 Some(reg) => {
                     events.push(Event::new(reg.data, Ready::from_bits(mask)));
-                    if reg.extra.rearm_on_take.is_some() {
+                    if reg.extra == Life::RearmOnTake {
                         self.rearm_next.push(reg.key);
                     }
                 }
