@@ -12,7 +12,7 @@ use userpoll::table::Table;
 use userpoll::{Control, Counter, Counters, Interest};
 
 use crate::check::{check_file, explain_refused, refused_file, Refused};
-use crate::ops::{ArmOp, Ops};
+use crate::ops::Ops;
 use crate::reg::Life;
 use crate::sys::files_update;
 
@@ -174,14 +174,9 @@ impl Control for UringControl {
                 g.serial[key.slot()] = 0;
                 return Err(explain_refused(raw, e, c));
             }
-            g.pending.slot(key.slot()).arm = Some(ArmOp::Arm(key));
+            g.pending.add(key, None);
         } else if let Some(dup) = dup {
-            // The slot was free: no POLL_ADD or install of it is queued
-            // (a delete drops them).
-            let ops = g.pending.slot(key.slot());
-            debug_assert!(ops.arm.is_none() && ops.install.is_none());
-            ops.install = Some((raw, dup));
-            ops.arm = Some(ArmOp::Arm(key));
+            g.pending.add(key, Some((raw, dup)));
         }
         self.inner.finish(g);
         Ok(())
@@ -212,34 +207,11 @@ impl Control for UringControl {
             && !old_interest.is_oneshot()
             && !interest.is_oneshot()
             && reg.extra.in_ring();
-        let mut in_ring = in_place;
-        if !*closed {
-            let queued = pending.peek(new.slot()).arm;
-            match queued {
-                // The update has not left: cancel the request it would
-                // have updated and arm afresh (two updates are not merged
-                // into one; see `Ops`).
-                Some(ArmOp::Update { old: armed, .. }) => {
-                    pending.cancel(armed);
-                    pending.slot(new.slot()).arm = Some(ArmOp::Arm(new));
-                    in_ring = false;
-                }
-                // The POLL_ADD has not left: arm the new key instead.
-                Some(ArmOp::Arm(_)) => {
-                    pending.slot(new.slot()).arm = Some(ArmOp::Arm(new));
-                    in_ring = false;
-                }
-                None if in_place => {
-                    pending.slot(new.slot()).arm = Some(ArmOp::Update { old, new });
-                }
-                None => {
-                    if reg.extra.in_ring() {
-                        pending.cancel(old);
-                    }
-                    pending.slot(new.slot()).arm = Some(ArmOp::Arm(new));
-                }
-            }
-        }
+        let in_ring = if *closed {
+            in_place
+        } else {
+            pending.modify(old, new, reg.extra.in_ring(), in_place)
+        };
         reg.extra = Life::modified(in_ring);
         self.inner.finish(g);
         Ok(())
@@ -253,31 +225,20 @@ impl Control for UringControl {
         g.serial[reg.key.slot()] = 0;
         if !g.closed {
             let slot = reg.key.slot();
-            let ops = g.pending.peek(slot);
             // Queued work of this registration that has not left goes now:
             // its POLL_ADD, and its install with the duplicate fd.
-            let arm = ops.arm.take();
-            let installed = match ops.install.take() {
-                None => true,
-                Some(_dup) => {
-                    self.inner.counters.incr(Counter::OtherSyscall); // its close
-                    false
-                }
-            };
-            match arm {
-                Some(ArmOp::Update { old, .. }) => g.pending.cancel(old),
-                Some(ArmOp::Arm(_)) => {}
-                None if reg.extra.in_ring() => g.pending.cancel(reg.key),
-                None => {}
+            let dropped_install = g.pending.delete(reg.key, reg.extra.in_ring());
+            if dropped_install {
+                self.inner.counters.incr(Counter::OtherSyscall); // its close
             }
             if g.files_inline() {
                 // Releases the table's reference to the file. A poll still
                 // running on it keeps the file until its cancel completes.
                 self.inner.counters.incr(Counter::OtherSyscall);
                 let _ = files_update(g.ring_fd, slot, -1);
-            } else if installed {
+            } else if !dropped_install {
                 // An install dropped above never put its file there.
-                g.pending.slot(slot).clear = true;
+                g.pending.clear_file(slot);
             }
         }
         self.inner.finish(g);

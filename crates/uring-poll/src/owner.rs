@@ -82,7 +82,7 @@ impl Owner {
     /// Turns the ops control calls queued into SQEs and fixed-file
     /// updates (see `Ops` for the order).
     pub(crate) fn drain_pending(&mut self, g: &mut Registry, c: &Counters) {
-        if g.pending.dirty.is_empty() && g.pending.spill.is_empty() {
+        if g.pending.is_empty() {
             return;
         }
         let Registry {
@@ -92,13 +92,10 @@ impl Owner {
             pending,
             ..
         } = g;
-        for key in pending.spill.drain(..) {
+        for key in pending.drain_spill() {
             self.ring.push(sqe::cancel(key));
         }
-        // Not through `Ops::take`: no allocation per take.
-        let mut dirty = std::mem::take(&mut pending.dirty);
-        for &slot in &dirty {
-            let ops = std::mem::take(&mut pending.slots[slot as usize]);
+        pending.drain(|slot, ops| {
             if let Some(key) = ops.cancel {
                 self.ring.push(sqe::cancel(key));
             }
@@ -140,9 +137,7 @@ impl Owner {
                 }
                 None => {}
             }
-        }
-        dirty.clear();
-        pending.dirty = dirty;
+        });
     }
 
     /// Re-arm mode: arms again every registration whose event the caller
