@@ -10,7 +10,7 @@ use userpoll::{bits, Counter};
 
 use crate::control::UringShared;
 use crate::owner::Owner;
-use crate::sys::{self, files_update, new_ring};
+use crate::sys::{self, files_update};
 
 impl Owner {
     /// Defer: makes this thread the ring's single issuer, enabling the
@@ -44,7 +44,7 @@ impl Owner {
         let c = &inner.counters;
         let mut g = inner.lock();
         self.drain_cq(&mut g, c);
-        let ring = new_ring(self.profile, self.sq_wanted, self.cq_wanted, self.capacity)?;
+        let ring = self.ring.another()?;
         c.add(Counter::OtherSyscall, 2);
         sys::enable(&ring)?;
         self.ring.replace(ring);

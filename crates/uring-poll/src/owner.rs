@@ -12,7 +12,6 @@ use userpoll::{bits, Counter, Counters, Event, Events, Ready};
 use crate::control::Registry;
 use crate::merge::MergeQueue;
 use crate::ops::ArmOp;
-use crate::profile::Profile;
 use crate::reg::Life;
 use crate::ring::Ring;
 use crate::sqe;
@@ -21,12 +20,12 @@ use crate::sys::files_update;
 /// Everything only the owner touches: the ring, the merge buffer and the
 /// queue of registrations with an event to hand out.
 pub(crate) struct Owner {
+    /// The ring, its SQ backlog and every enter.
     pub(crate) ring: Ring,
-    pub(crate) profile: Profile,
+    /// One-shot POLL_ADD re-armed after every event, instead of multishot.
     pub(crate) rearm_mode: bool,
+    /// Registrations at most (slots of the table and the fixed-file table).
     pub(crate) capacity: usize,
-    pub(crate) sq_wanted: u32,
-    pub(crate) cq_wanted: u32,
     /// Completions merged per registration, not yet handed out (S3).
     pub(crate) merged: MergeQueue,
     /// CQEs copied out of the CQ, so the CQ is free while they are handled.
@@ -41,13 +40,14 @@ pub(crate) struct Owner {
     /// A CQ overflow is being recovered: ended polls count as overflow
     /// re-arms.
     pub(crate) overflow_episode: bool,
+    /// The wake-up eventfd the ring polls (owned by `UringShared`).
     pub(crate) wake_fd: RawFd,
 }
 
 impl fmt::Debug for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Owner")
-            .field("profile", &self.profile)
+            .field("profile", &self.ring.profile())
             .field("rearm_mode", &self.rearm_mode)
             .field("params", self.ring.params())
             .field("queued_events", &self.merged.len())

@@ -28,11 +28,9 @@ use crate::control::{Registry, UringShared};
 use crate::merge::MergeQueue;
 use crate::ops::Ops;
 use crate::owner::Owner;
-use crate::policy::Policy;
 use crate::profile::{Profile, SETUP_CLAMP, SETUP_CQSIZE};
 use crate::ring::Ring;
 use crate::sqe::MAX_CAPACITY;
-use crate::sys::new_ring;
 
 pub use crate::control::UringControl;
 
@@ -150,7 +148,7 @@ impl Builder {
         let sq_wanted = (capacity as u32 + 1)
             .clamp(2, MAX_SQ_ENTRIES)
             .min(cq_wanted);
-        let ring = new_ring(self.profile, sq_wanted, cq_wanted, capacity)?;
+        let ring = Ring::new(self.profile, sq_wanted, cq_wanted, capacity)?;
         // SAFETY: plain system call with no pointers.
         let wake = unsafe { syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)) }?;
         // SAFETY: eventfd returned a new fd that nothing else owns.
@@ -165,7 +163,7 @@ impl Builder {
                 waiting: false,
                 woken: false,
                 closed: false,
-                ring_fd: ring.as_raw_fd(),
+                ring_fd: ring.fd(),
                 enabled_on: None,
                 serial: vec![0; capacity],
                 last_serial: 0,
@@ -177,14 +175,11 @@ impl Builder {
             process: ForkCheck::new(),
         });
         let cq_len = ring.params().cq_entries() as usize;
-        let policy = Policy::of(self.profile);
+        let single_issuer = ring.policy().single_issuer;
         let mut owner = Owner {
-            ring: Ring::new(ring, policy),
-            profile: self.profile,
+            ring,
             rearm_mode: self.rearm,
             capacity,
-            sq_wanted,
-            cq_wanted,
             merged: MergeQueue::new(capacity),
             batch: Vec::with_capacity(cq_len),
             thread: None,
@@ -193,7 +188,7 @@ impl Builder {
             overflow_episode: false,
             wake_fd,
         };
-        if !policy.single_issuer {
+        if !single_issuer {
             owner.arm_wake();
         }
         Ok(UringPoll {
@@ -217,7 +212,7 @@ impl UringPoll {
 
     /// The setup profile.
     pub fn profile(&self) -> Profile {
-        self.owner.profile
+        self.owner.ring.profile()
     }
 
     /// Whether this poller re-arms a one-shot poll after every event.
@@ -228,7 +223,7 @@ impl UringPoll {
     /// The flags given to `io_uring_setup` (profile flags plus
     /// `CQSIZE | CLAMP`), for environment reports.
     pub fn setup_flags(&self) -> u32 {
-        self.owner.profile.setup_flags() | SETUP_CQSIZE | SETUP_CLAMP
+        self.profile().setup_flags() | SETUP_CQSIZE | SETUP_CLAMP
     }
 
     /// SQ entries of the ring, as the kernel made it.

@@ -20,6 +20,7 @@ use io_uring::{cqueue, squeue, EnterFlags, IoUring, Parameters};
 use userpoll::{Counter, Counters};
 
 use crate::policy::Policy;
+use crate::profile::Profile;
 use crate::sys;
 
 /// What an `io_uring_enter` came to when the poller does not count it as
@@ -39,6 +40,12 @@ enum Entered {
 /// The owner's ring and what waits to go into it.
 pub(crate) struct Ring {
     ring: IoUring,
+    /// What the ring was made with, to make another like it.
+    profile: Profile,
+    sq_wanted: u32,
+    cq_wanted: u32,
+    files: usize,
+    /// What a take must do under `profile`.
     policy: Policy,
     /// SQEs that did not fit in the SQ; they go at the next enter.
     backlog: VecDeque<squeue::Entry>,
@@ -49,14 +56,31 @@ pub(crate) struct Ring {
 }
 
 impl Ring {
-    pub(crate) fn new(ring: IoUring, policy: Policy) -> Ring {
-        Ring {
-            ring,
-            policy,
+    /// A ring of `profile` asking for `sq_wanted` SQ and `cq_wanted` CQ
+    /// entries, with a fixed-file table of `files` slots; its enter policy
+    /// is derived here, once.
+    pub(crate) fn new(
+        profile: Profile,
+        sq_wanted: u32,
+        cq_wanted: u32,
+        files: usize,
+    ) -> io::Result<Ring> {
+        Ok(Ring {
+            ring: sys::new_ring(profile, sq_wanted, cq_wanted, files)?,
+            profile,
+            sq_wanted,
+            cq_wanted,
+            files,
+            policy: Policy::of(profile),
             backlog: VecDeque::new(),
             queued_sqes: 0,
             update_queued: false,
-        }
+        })
+    }
+
+    /// A new ring made as this one was (for [`Ring::replace`]).
+    pub(crate) fn another(&self) -> io::Result<IoUring> {
+        sys::new_ring(self.profile, self.sq_wanted, self.cq_wanted, self.files)
     }
 
     /// Puts `ring` in place of the current one, which closes (cancelling
@@ -65,6 +89,10 @@ impl Ring {
         self.ring = ring;
         self.backlog.clear();
         self.update_queued = false;
+    }
+
+    pub(crate) fn profile(&self) -> Profile {
+        self.profile
     }
 
     pub(crate) fn policy(&self) -> Policy {
