@@ -45,22 +45,24 @@
 //! How each contract rule is met, the profiles, and the kernel's pitfalls
 //! are in `docs/uring-poll.md` at the root of the repository.
 
-mod check;
-mod complete;
-mod control;
-mod merge;
-mod migrate;
-mod ops;
-mod owner;
-mod policy;
-mod poller;
-mod profile;
-mod reg;
-mod ring;
-mod sqe;
-mod sys;
+// One job per file:
+mod check; // what `add` checks of a file before anything changes (S9)
+mod complete; // each completion, the harvest of the CQ, overflow recovery (S10)
+mod control; // UringControl: the table under one mutex, the Control calls
+mod merge; // completions merged per registration until taken (S3)
+mod migrate; // Defer: the ring's single issuer, moving to a new ring
+mod ops; // the ring work control calls queue for the owner, per slot
+mod owner; // the owner's state: arming, running queued ops, handing out
+mod policy; // what a take does under each profile, derived once
+mod poller; // UringPoll, Builder, and the take loop (the Poller impl)
+mod profile; // setup profiles: flags, ring creation, errors
+mod reg; // a registration's life: queued, in the ring, ended, ...
+mod ring; // the owner's ring: SQ backlog, flags, the one enter path
+mod sqe; // user_data and the SQEs this crate submits
+mod sys; // raw io_uring calls, each keeping the errno
 
-pub use poller::{Builder, UringControl, UringPoll};
+pub use control::UringControl;
+pub use poller::{Builder, UringPoll};
 pub use profile::{Profile, SQPOLL_IDLE_MS};
 
 /// The largest capacity a poller may have (slots share `user_data` with a

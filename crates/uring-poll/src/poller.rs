@@ -1,17 +1,18 @@
-//! The poller: one io_uring, the registration table, and the owner-side
-//! loop that turns completions into userpoll events.
+//! The poller: [`UringPoll`], its [`Builder`], and the take loop
+//! ([`Poller::wait`]) that runs the owner's steps kept in the other files.
 //!
 //! Two halves, as the contract splits them:
-//! - [`UringControl`] (any thread): changes the table under one mutex and
-//!   queues an [`Op`] for the ring. When the owner is blocked in `wait`, it
-//!   wakes it with one `write` to the poller's eventfd, which the ring
-//!   polls (multishot, [`Kind::Wake`]). Control threads never enter the
-//!   ring: with DEFER_TASKRUN they may not, and in the other profiles a
-//!   poll armed by a control thread would run its completion work on that
-//!   thread forever after.
-//! - [`UringPoll`] (the owner): submits queued ops, reads the CQ in its own
-//!   memory, drops stale completions by generation, re-arms what the kernel
-//!   ended, merges completions per registration (S3) and hands out events.
+//! - [`UringControl`] (any thread, `control.rs`): changes the table under
+//!   one mutex and queues ring work for the owner (`ops.rs`). When the
+//!   owner is blocked in `wait`, it wakes it with one `write` to the
+//!   poller's eventfd, which the ring polls (multishot, `Kind::Wake`).
+//!   Control threads never enter the ring: with DEFER_TASKRUN they may
+//!   not, and in the other profiles a poll armed by a control thread would
+//!   run its completion work on that thread forever after.
+//! - [`UringPoll`] (the owner, `owner.rs`): submits queued ops
+//!   (`ring.rs`), reads the CQ in its own memory, drops stale completions
+//!   by generation, re-arms what the kernel ended (`complete.rs`), merges
+//!   completions per registration (S3, `merge.rs`) and hands out events.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -24,15 +25,13 @@ use userpoll::table::Table;
 use userpoll::{syscall, Counter, Counters, Events, Poller, Stats};
 
 use crate::check::fstat;
-use crate::control::{Registry, UringShared};
+use crate::control::{Registry, UringControl, UringShared};
 use crate::merge::MergeQueue;
 use crate::ops::Ops;
 use crate::owner::Owner;
 use crate::profile::{Profile, SETUP_CLAMP, SETUP_CQSIZE};
 use crate::ring::Ring;
 use crate::sqe::MAX_CAPACITY;
-
-pub use crate::control::UringControl;
 
 /// The largest SQ a poller asks for; a longer burst of submissions waits
 /// in the owner's backlog for the next `io_uring_enter`.
