@@ -52,7 +52,7 @@ pub(crate) fn fstat(fd: RawFd, name: RawFd, c: &Counters) -> io::Result<libc::st
 /// scratch epoll instance, closed at once (three system calls). Made only
 /// for regular files, directories and devices, where the file type does
 /// not tell (procfs and sysfs files, terminals and some devices poll).
-pub(crate) fn epoll_accepts(fd: RawFd, name: RawFd, c: &Counters) -> io::Result<()> {
+fn epoll_accepts(fd: RawFd, name: RawFd, c: &Counters) -> io::Result<()> {
     c.add(Counter::OtherSyscall, 3);
     // SAFETY: plain system call with no pointers.
     let ep = unsafe { syscall!(epoll_create1(libc::EPOLL_CLOEXEC)) }?;
@@ -126,7 +126,7 @@ pub(crate) fn check_file(
 
 /// Whether `fd` is an io_uring, from its `/proc/self/fd` link (one
 /// `readlink`; false when /proc is not there).
-pub(crate) fn is_io_uring(fd: RawFd, c: &Counters) -> bool {
+fn is_io_uring(fd: RawFd, c: &Counters) -> bool {
     c.incr(Counter::OtherSyscall);
     std::fs::read_link(format!("/proc/self/fd/{fd}"))
         .is_ok_and(|l| l.as_os_str() == "anon_inode:[io_uring]")

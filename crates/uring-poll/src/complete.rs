@@ -4,20 +4,21 @@
 use std::io;
 
 use io_uring::cqueue;
+use userpoll::table::Key;
 use userpoll::{bits, Counter, Counters};
 
 use crate::control::Registry;
-use crate::owner::{key_of, Owner};
+use crate::owner::Owner;
 use crate::reg::Ending;
 use crate::sqe::{self, Kind};
 
 /// Flushes of the CQ overflow list one take makes at most before it hands
 /// out what it has merged.
-pub(crate) const MAX_FLUSHES_PER_TAKE: usize = 64;
+const MAX_FLUSHES_PER_TAKE: usize = 64;
 
 impl Owner {
     /// The re-arm counter for a request the kernel ended.
-    pub(crate) fn end_cause(&self) -> Counter {
+    fn end_cause(&self) -> Counter {
         if self.overflow_episode {
             Counter::RearmOverflow
         } else {
@@ -46,7 +47,7 @@ impl Owner {
                 // goes on unchanged under the old key: cancel it. -ENOENT:
                 // it had ended (its last CQE was stale, not re-armed).
                 if res != -libc::ENOENT {
-                    let old = key_of(key.slot(), key.generation().wrapping_sub(1));
+                    let old = Key::new(key.slot() as u32, key.generation().wrapping_sub(1));
                     self.ring.push(sqe::cancel(old));
                 }
                 if let Some(reg) = g.table.get_mut(key) {
@@ -144,7 +145,7 @@ impl Owner {
     /// The caller takes nothing meanwhile, so no fire in the gap goes
     /// unreported: arming checks readiness (S2). SQPOLL submits on its own
     /// thread: everything is re-armed at once there.
-    pub(crate) fn rearm_overflowed(&mut self, g: &mut Registry, c: &Counters) -> io::Result<()> {
+    fn rearm_overflowed(&mut self, g: &mut Registry, c: &Counters) -> io::Result<()> {
         let batch = self.ring.rearm_batch();
         let mut armed = 0;
         while armed < batch {

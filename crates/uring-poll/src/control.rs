@@ -45,7 +45,7 @@ impl Registry {
     /// Whether this control call may update the fixed-file table itself:
     /// any profile but Defer, Defer before the ring is enabled, and Defer
     /// on the owner thread.
-    pub(crate) fn files_inline(&self) -> bool {
+    fn files_inline(&self) -> bool {
         self.enabled_on
             .map_or(true, |t| t == thread::current().id())
     }
@@ -87,7 +87,7 @@ impl UringShared {
 
     /// Wakes the owner blocked in `io_uring_enter`: one `write` to the
     /// eventfd the ring polls.
-    pub(crate) fn write_wake_fd(&self) {
+    fn write_wake_fd(&self) {
         self.counters.incr(Counter::OtherSyscall);
         // Cannot fail on our own open eventfd.
         let _ = userpoll::sys::eventfd_signal(self.wake.as_fd());

@@ -57,10 +57,6 @@ impl fmt::Debug for Owner {
     }
 }
 
-pub(crate) fn key_of(slot: usize, generation: u32) -> Key {
-    Key::new(slot as u32, generation)
-}
-
 impl Owner {
     /// POLL_ADD for `reg`'s current key and interest.
     pub(crate) fn arm(&mut self, reg: &mut userpoll::table::Registration<Life>) {
