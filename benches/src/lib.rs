@@ -40,7 +40,7 @@ pub const FD_HEADROOM: u64 = 64;
 pub use userpoll::sys::raise_fd_limit as raise_nofile_limit;
 
 /// Raises the fd limit (see [`raise_nofile_limit`]) and checks that `n`
-/// fds plus [`FD_HEADROOM`] fit under it; EMFILE with the numbers when they
+/// fds plus [`FD_HEADROOM`] fit under it; an error with the numbers when they
 /// do not.
 ///
 /// `n` should count the fixed-file table of a `uring-poll` poller too: the
@@ -50,13 +50,11 @@ pub fn ensure_fd_room(n: usize) -> io::Result<()> {
     let limit = raise_nofile_limit()?;
     let need = n as u64 + FD_HEADROOM;
     if limit < need {
-        return Err(userpoll::sys::error(
-            libc::EMFILE,
-            format_args!(
-                "this benchmark needs {need} fds but RLIMIT_NOFILE is {limit} (soft raised to \
-                 hard); raise the hard limit (ulimit -Hn) or run on a machine that allows it"
-            ),
-        ));
+        // A tool's error, for a person: the message, not only EMFILE.
+        return Err(io::Error::other(format!(
+            "this benchmark needs {need} fds but RLIMIT_NOFILE is {limit} (soft raised to \
+             hard); raise the hard limit (ulimit -Hn) or run on a machine that allows it"
+        )));
     }
     Ok(())
 }
@@ -108,7 +106,7 @@ pub fn flush<P: Poller>(poller: &mut P, events: &mut Events) -> io::Result<usize
 /// `expected` queued entries and its driver has gone back to sleep (its
 /// count of `epoll_wait` calls stays put over a short pause), so that a
 /// take timed afterwards does not share the ring with a running producer.
-/// Gives up with ETIMEDOUT after 10 seconds.
+/// Gives up (`TimedOut`, saying what was queued) after 10 seconds.
 pub fn settle_ring(poller: &EpollRing, expected: u32) -> io::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -120,9 +118,9 @@ pub fn settle_ring(poller: &EpollRing, expected: u32) -> io::Result<()> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(userpoll::sys::error(
-                libc::ETIMEDOUT,
-                format_args!(
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
                     "the epoll-ring driver did not settle: {pending} entries queued, \
                      {expected} expected"
                 ),

@@ -11,7 +11,7 @@ use userpoll::fork::ForkCheck;
 use userpoll::table::Table;
 use userpoll::{Control, Counter, Counters, Interest};
 
-use crate::check::{check_file, explain_refused, refused_file, Refused};
+use crate::check::check_file;
 use crate::ops::Ops;
 use crate::reg::Life;
 use crate::sys::files_update;
@@ -142,20 +142,14 @@ impl Control for UringControl {
             // add returns cannot change what is polled (S13). The dup is
             // also the check for a closed fd (S9).
             c.incr(Counter::OtherSyscall);
-            Some(
-                fd.try_clone_to_owned()
-                    .map_err(|e| match e.raw_os_error() {
-                        Some(libc::EBADF) => refused_file(raw, Refused::Closed),
-                        _ => e,
-                    })?,
-            )
+            Some(fd.try_clone_to_owned()?)
         };
         // The same errors from every thread (S9), before anything changes:
         // what the install refuses, checked here when the install is not
         // made now, and what epoll refuses. A refused dup closes as it
         // drops.
-        let checked = dup.as_ref().map_or(raw, |d| d.as_raw_fd());
-        if let Err(e) = check_file(checked, raw, inline, inner.anon, c) {
+        let checked = dup.as_ref().map_or(fd, |d| d.as_fd());
+        if let Err(e) = check_file(checked, inline, inner.anon, c) {
             if dup.is_some() {
                 c.incr(Counter::OtherSyscall); // its close
             }
@@ -172,7 +166,7 @@ impl Control for UringControl {
             if let Err(e) = files_update(g.ring_fd, key.slot(), raw) {
                 g.table.remove(raw).expect("just inserted");
                 g.serial[key.slot()] = 0;
-                return Err(explain_refused(raw, e, c));
+                return Err(e);
             }
             g.pending.add(key, None);
         } else if let Some(dup) = dup {

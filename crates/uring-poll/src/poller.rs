@@ -15,14 +15,14 @@
 //!   completions per registration (S3, `merge.rs`) and hands out events.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use userpoll::fork::ForkCheck;
-use userpoll::sys::{deadline, error};
+use userpoll::sys::{deadline, errno};
 use userpoll::table::Table;
-use userpoll::{syscall, Counter, Counters, Events, Poller, Stats};
+use userpoll::{Counter, Counters, Events, Poller, Stats};
 
 use crate::check::fstat;
 use crate::control::{Registry, UringControl, UringShared};
@@ -49,7 +49,7 @@ const MAX_SQ_ENTRIES: u32 = 4096;
 /// file it held; control handles that outlive it keep only the table.
 ///
 /// ```
-/// use std::os::fd::AsFd;
+/// use std::os::fd::{AsFd, AsRawFd};
 /// use std::time::Duration;
 /// use uring_poll::UringPoll;
 /// use userpoll::{sys, Control, Events, Interest, Poller};
@@ -133,12 +133,7 @@ impl Builder {
     /// (ENOSYS, EPERM, EOPNOTSUPP, ENOMEM) when the ring cannot be made.
     pub fn build(self, capacity: usize) -> io::Result<UringPoll> {
         if capacity == 0 || capacity > MAX_CAPACITY {
-            return Err(error(
-                libc::EINVAL,
-                format_args!(
-                    "capacity {capacity} is out of range; give 1 to {MAX_CAPACITY} registrations"
-                ),
-            ));
+            return Err(errno(libc::EINVAL));
         }
         let cq_wanted = self
             .cq_entries
@@ -148,13 +143,9 @@ impl Builder {
             .clamp(2, MAX_SQ_ENTRIES)
             .min(cq_wanted);
         let ring = Ring::new(self.profile, sq_wanted, cq_wanted, capacity)?;
-        // SAFETY: plain system call with no pointers.
-        let wake = unsafe { syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)) }?;
-        // SAFETY: eventfd returned a new fd that nothing else owns.
-        let wake = unsafe { OwnedFd::from_raw_fd(wake) };
-        let wake_fd = wake.as_raw_fd();
+        let wake = userpoll::sys::eventfd()?;
         let counters = Counters::new();
-        let st = fstat(wake_fd, wake_fd, &counters)?;
+        let st = fstat(wake.as_fd(), &counters)?;
         let inner = Arc::new(UringShared {
             shared: Mutex::new(Registry {
                 table: Table::with_capacity(capacity)?,
@@ -185,7 +176,7 @@ impl Builder {
             rearm_next: Vec::new(),
             overflow_rearm: Vec::new(),
             overflow_episode: false,
-            wake_fd,
+            wake_fd: inner.wake.as_raw_fd(),
         };
         if !single_issuer {
             owner.arm_wake();

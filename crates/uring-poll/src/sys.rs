@@ -10,7 +10,6 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use io_uring::{types, EnterFlags, IoUring};
-use userpoll::sys::error;
 use userpoll::syscall;
 
 use crate::profile::Profile;
@@ -19,18 +18,8 @@ use crate::profile::Profile;
 /// one per registration slot.
 pub(crate) fn new_ring(profile: Profile, sq: u32, cq: u32, capacity: usize) -> io::Result<IoUring> {
     let ring = profile.build(sq, cq)?;
-    ring.submitter()
-        .register_files_sparse(capacity as u32)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::EMFILE) => error(
-                libc::EMFILE,
-                format_args!(
-                    "a fixed-file table of {capacity} slots exceeds RLIMIT_NOFILE; raise the \
-                     limit or create the poller with a smaller capacity"
-                ),
-            ),
-            _ => e,
-        })?;
+    // EMFILE: a fixed-file table larger than RLIMIT_NOFILE.
+    ring.submitter().register_files_sparse(capacity as u32)?;
     Ok(ring)
 }
 

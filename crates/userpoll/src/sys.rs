@@ -55,14 +55,6 @@ pub fn errno(errno: i32) -> io::Error {
     io::Error::from_raw_os_error(errno)
 }
 
-/// The old shape of [`errno`], kept only until
-/// `crates/uring-poll/src/poller.rs` is split (issue 11); `_why` is
-/// dropped.
-#[doc(hidden)]
-pub fn error(e: i32, _why: impl std::fmt::Display) -> io::Error {
-    errno(e)
-}
-
 /// Short symbolic name of the errnos the contract uses, for messages.
 pub fn errno_name(errno: i32) -> &'static str {
     match errno {
