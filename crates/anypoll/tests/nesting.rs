@@ -15,7 +15,11 @@ use userpoll::{Control, Events, Interest, Poller};
 
 /// Which backends give a pollable fd; the others say EOPNOTSUPP.
 fn gives_fd(b: Backend) -> bool {
-    matches!(b, Backend::Reference | Backend::EpollRing(_))
+    match b {
+        Backend::Reference | Backend::EpollRing(_) => true,
+        Backend::UringPoll { profile, .. } => profile != uring_poll::Profile::Defer,
+        _ => false,
+    }
 }
 
 /// Waits in mio until the poller's fd is readable, then takes until a take
@@ -30,8 +34,12 @@ fn outer_round(
     let deadline = Instant::now() + PATIENCE;
     let mut outer = MioEvents::with_capacity(4);
     while Instant::now() < deadline {
-        mio.poll(&mut outer, Some(deadline - Instant::now()))
-            .unwrap();
+        match mio.poll(&mut outer, Some(deadline - Instant::now())) {
+            // io_uring's completion work on this thread interrupts the
+            // outer wait (Poller::pollable_fd): wait again.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => r.unwrap(),
+        }
         if outer.is_empty() {
             continue;
         }

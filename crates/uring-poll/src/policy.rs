@@ -10,9 +10,10 @@
 //! | `getevents_counts` | | | yes | |
 //! | `update_after_taskrun` | | | yes | |
 //! | `single_issuer` | | | yes | |
+//! | `nestable` | yes | yes | | yes |
 //!
 //! The kernel behaviour behind each is in `docs/uring-poll.md` (profiles,
-//! pitfalls 3, 6, 7, 12 and 13).
+//! pitfalls 3, 6, 7, 12, 13 and 15).
 
 use crate::profile::{
     Profile, SETUP_COOP_TASKRUN, SETUP_DEFER_TASKRUN, SETUP_R_DISABLED, SETUP_SINGLE_ISSUER,
@@ -45,6 +46,12 @@ pub(crate) struct Policy {
     /// poll is armed then); a take on another thread moves the poller to
     /// a new ring (pitfall 6, `migrate.rs`).
     pub(crate) single_issuer: bool,
+    /// Not DEFER_TASKRUN: the ring fd becomes readable when completions
+    /// are posted, so an outer loop can wait on it (`pollable_fd`). Under
+    /// DEFER_TASKRUN completion work waits for the owner without waking
+    /// pollers of the ring fd, and the kernel's registered-eventfd
+    /// alternative drops signals (pitfall 15).
+    pub(crate) nestable: bool,
 }
 
 impl Policy {
@@ -58,6 +65,7 @@ impl Policy {
             getevents_counts: has(SETUP_DEFER_TASKRUN),
             update_after_taskrun: has(SETUP_DEFER_TASKRUN),
             single_issuer: has(SETUP_SINGLE_ISSUER) && has(SETUP_R_DISABLED),
+            nestable: !has(SETUP_DEFER_TASKRUN),
         }
     }
 }
@@ -77,11 +85,18 @@ mod tests {
                 x.getevents_counts,
                 x.update_after_taskrun,
                 x.single_issuer,
+                x.nestable,
             ]
         };
-        assert_eq!(row(Profile::Default), [false, false, false, false, false]);
-        assert_eq!(row(Profile::Coop), [false, true, false, false, false]);
-        assert_eq!(row(Profile::Defer), [false, true, true, true, true]);
-        assert_eq!(row(Profile::Sqpoll), [true, false, false, false, false]);
+        assert_eq!(
+            row(Profile::Default),
+            [false, false, false, false, false, true]
+        );
+        assert_eq!(row(Profile::Coop), [false, true, false, false, false, true]);
+        assert_eq!(row(Profile::Defer), [false, true, true, true, true, false]);
+        assert_eq!(
+            row(Profile::Sqpoll),
+            [true, false, false, false, false, true]
+        );
     }
 }

@@ -15,7 +15,8 @@
 //!   completions per registration (S3, `merge.rs`) and hands out events.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,7 +50,7 @@ const MAX_SQ_ENTRIES: u32 = 4096;
 /// file it held; control handles that outlive it keep only the table.
 ///
 /// ```
-/// use std::os::fd::{AsFd, AsRawFd};
+/// use std::os::fd::AsFd;
 /// use std::time::Duration;
 /// use uring_poll::UringPoll;
 /// use userpoll::{sys, Control, Events, Interest, Poller};
@@ -70,6 +71,9 @@ const MAX_SQ_ENTRIES: u32 = 4096;
 pub struct UringPoll {
     owner: Owner,
     control: UringControl,
+    /// `pollable_fd` was called: the owner waits in another loop between
+    /// takes, so each take ends by marking it as waiting (see there).
+    nested: AtomicBool,
 }
 
 /// Options for a [`UringPoll`]: profile, re-arm mode, CQ size.
@@ -184,6 +188,7 @@ impl Builder {
         Ok(UringPoll {
             owner,
             control: UringControl { inner },
+            nested: AtomicBool::new(false),
         })
     }
 }
@@ -348,7 +353,34 @@ impl Poller for UringPoll {
         }
         c.add(Counter::SqesSubmitted, owner.ring.take_queued_count());
         c.add(Counter::EventsDelivered, events.len() as u64);
+        if self.nested.load(Ordering::Relaxed) {
+            // Back to the outer loop: a control call or wake from now on
+            // must post a completion to make the ring fd readable.
+            inner.lock().waiting = true;
+        }
         Ok(events.len())
+    }
+
+    /// The ring fd, readable while the CQ holds completions (default,
+    /// `coop` and `sqpoll` profiles). From the first call on, each take
+    /// ends by marking the owner as waiting, so the first control call or
+    /// wake after it writes the ring's wake-up eventfd (one `write`, as
+    /// when the owner is blocked in `wait`), whose completion makes the fd
+    /// readable (S11, S12). Under the default and `coop` profiles the
+    /// kernel runs completion work on the owner thread: a fire while it
+    /// waits in the outer loop interrupts that wait (EINTR) and posts the
+    /// completion as the call returns, so retry an interrupted outer wait,
+    /// as mio users do. EOPNOTSUPP under `defer` (docs/uring-poll.md,
+    /// pitfall 15); EPERM in a forked child.
+    fn pollable_fd(&self) -> io::Result<BorrowedFd<'_>> {
+        let inner = &*self.control.inner;
+        inner.process.check()?;
+        if !self.owner.ring.policy().nestable {
+            return Err(errno(libc::EOPNOTSUPP));
+        }
+        self.nested.store(true, Ordering::Relaxed);
+        inner.lock().waiting = true;
+        Ok(self.owner.ring.as_fd())
     }
 
     fn capacity(&self) -> usize {

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{fence, Ordering};
 use std::time::Duration;
 
@@ -101,6 +101,10 @@ impl Ring {
 
     pub(crate) fn fd(&self) -> RawFd {
         self.ring.as_raw_fd()
+    }
+
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+        self.ring.as_fd()
     }
 
     pub(crate) fn params(&self) -> &Parameters {
