@@ -76,6 +76,7 @@ pub fn run_json(results: &Results, r: &RunResult) -> Value {
         "latency_ns": latency_json(&o.latency),
         "failed": o.failed(),
         "spurious_events": o.spurious,
+        "handler_bytes": o.handler_bytes,
         "scenario": results.config.scenario,
         "rate": w.rate,
         "consumers": w.consumers,

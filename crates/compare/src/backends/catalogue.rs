@@ -197,6 +197,10 @@ pub struct BackendInfo {
     pub delivery: Delivery,
     /// Whether several threads may consume (`--consumers`).
     pub multi_consumer: bool,
+    /// Whether it reads each ready fd itself and hands the data over with
+    /// the event ([`Backend::data`](super::Backend::data)): the handler then
+    /// makes no `read`, and `--handler none` has no meaning for it.
+    pub delivers_data: bool,
 }
 
 const CATALOGUE: &[BackendInfo] = &[
@@ -206,24 +210,28 @@ const CATALOGUE: &[BackendInfo] = &[
                 futex when idle), no kernel: the lower bound",
         multi_consumer: false,
         delivery: Delivery::Edge,
+        delivers_data: false,
     },
     BackendInfo {
         id: BackendId::EpollLt,
         about: "raw epoll, level-triggered: epoll_wait only",
         multi_consumer: false,
         delivery: Delivery::Level,
+        delivers_data: false,
     },
     BackendInfo {
         id: BackendId::EpollEt,
         about: "raw epoll, edge-triggered (EPOLLET): epoll_wait only, never re-armed",
         multi_consumer: true,
         delivery: Delivery::Edge,
+        delivers_data: false,
     },
     BackendInfo {
         id: BackendId::EpollOneshot,
         about: "raw epoll, EPOLLONESHOT, re-armed with EPOLL_CTL_MOD after each event",
         multi_consumer: true,
         delivery: Delivery::Oneshot,
+        delivers_data: false,
     },
     BackendInfo {
         id: BackendId::UringRaw,
@@ -231,12 +239,14 @@ const CATALOGUE: &[BackendInfo] = &[
                 DEFER_TASKRUN): the floor for uring-poll's own overhead",
         multi_consumer: false,
         delivery: Delivery::Edge,
+        delivers_data: false,
     },
     BackendInfo {
         id: BackendId::UringPoll,
         about: "uring-poll (multishot POLL_ADD behind the userpoll contract), default ring setup",
         multi_consumer: false,
         delivery: Delivery::Edge,
+        delivers_data: false,
     },
     BackendInfo {
         id: BackendId::UringPollCoop,
@@ -244,24 +254,28 @@ const CATALOGUE: &[BackendInfo] = &[
                 kernel entry)",
         multi_consumer: false,
         delivery: Delivery::Edge,
+        delivers_data: false,
     },
     BackendInfo {
         id: BackendId::UringPollDefer,
         about: "uring-poll with SINGLE_ISSUER | DEFER_TASKRUN (posted only by the owner's enter)",
         multi_consumer: false,
         delivery: Delivery::Edge,
+        delivers_data: false,
     },
     BackendInfo {
         id: BackendId::UringPollSqpoll,
         about: "uring-poll with SQPOLL (a kernel thread submits and posts; its CPU counts)",
         multi_consumer: false,
         delivery: Delivery::Edge,
+        delivers_data: false,
     },
     BackendInfo {
         id: BackendId::UringPollRearm,
         about: "uring-poll re-arming a one-shot POLL_ADD after each event (as monoio, glommio do)",
         multi_consumer: false,
         delivery: Delivery::Oneshot,
+        delivers_data: false,
     },
     BackendInfo {
         id: BackendId::EpollRing,
@@ -269,24 +283,28 @@ const CATALOGUE: &[BackendInfo] = &[
                 the consumer takes without a system call while events flow",
         multi_consumer: true,
         delivery: Delivery::Edge,
+        delivers_data: false,
     },
     BackendInfo {
         id: BackendId::EpollRingInline,
         about: "the userpoll ring filled inline: wait on an empty ring runs one epoll_wait itself",
         multi_consumer: true,
         delivery: Delivery::Edge,
+        delivers_data: false,
     },
     BackendInfo {
         id: BackendId::Mio,
         about: "mio 1 Poll/Registry, edge-triggered, as its users use it",
         multi_consumer: false,
         delivery: Delivery::Edge,
+        delivers_data: false,
     },
     BackendInfo {
         id: BackendId::Polling,
         about: "polling 3 Poller in one-shot mode, modify() after each event, as async-io uses it",
         multi_consumer: false,
         delivery: Delivery::Oneshot,
+        delivers_data: false,
     },
     BackendInfo {
         id: BackendId::Reference,
@@ -294,6 +312,7 @@ const CATALOGUE: &[BackendInfo] = &[
                 userpoll::Poller path",
         multi_consumer: false,
         delivery: Delivery::Edge,
+        delivers_data: false,
     },
 ];
 

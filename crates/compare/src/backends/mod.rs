@@ -40,6 +40,15 @@ pub trait Backend {
     fn handled(&mut self, _fd: BorrowedFd<'_>, _token: u32) -> io::Result<()> {
         Ok(())
     }
+    /// The data path: the bytes read for the oldest event of `token` not
+    /// yet [`handled`](Backend::handled), for a backend that reads each
+    /// ready fd itself and hands the data over with the event (the
+    /// catalogue's [`BackendInfo::delivers_data`]). The harness then does
+    /// not `read` the fd. Empty for an end of file; `None` for backends
+    /// that report readiness only.
+    fn data(&self, _token: u32) -> Option<&[u8]> {
+        None
+    }
     /// The backend's counters so far.
     fn stats(&self) -> Stats;
     /// Another consumer taking events from the same registrations, each

@@ -22,6 +22,7 @@ pub(super) struct ConsumerCounts {
     events: u64,
     spurious: u64,
     reads: u64,
+    bytes: u64,
     other_syscalls: u64,
 }
 
@@ -138,12 +139,14 @@ pub(super) fn consume(
             events: m.pool.events.load(Ordering::Acquire),
             spurious: m.pool.spurious.load(Ordering::Acquire),
             reads: m.pool.reads.load(Ordering::Acquire),
+            bytes: m.pool.bytes.load(Ordering::Acquire),
             other_syscalls: tally.other_syscalls + m.pool.coordinator_wakes.load(Ordering::Acquire),
         },
         None => ConsumerCounts {
             events: tally.events,
             spurious: tally.spurious,
             reads: tally.reads,
+            bytes: tally.bytes,
             other_syscalls: tally.other_syscalls,
         },
     };
@@ -229,6 +232,7 @@ pub(super) fn consume(
     out.events = after.events - before.events;
     out.spurious = after.spurious - before.spurious;
     out.handler_reads = after.reads - before.reads;
+    out.handler_bytes = after.bytes - before.bytes;
     out.consumer_other = after.other_syscalls - before.other_syscalls;
     out.writer_writes = sh.counts.writes.load(Ordering::Relaxed) - writes0;
     out.writer_other = sh.counts.other_syscalls.load(Ordering::Relaxed) - wother0;

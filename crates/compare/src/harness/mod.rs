@@ -62,6 +62,8 @@ struct RunState<'a> {
     stop: AtomicBool,
     /// Told of every fire, for a backend that needs it (the floor).
     listener: Option<Arc<dyn FireListener>>,
+    /// The backend hands the data over with each event: no handler `read`.
+    data_path: bool,
     counts: WriterCounts,
     /// CPU-time clocks of the writer threads, each published first thing.
     writer_clocks: Mutex<Vec<libc::clockid_t>>,
@@ -116,6 +118,7 @@ pub fn run_one_counting(
         sleepers: AtomicU32::new(0),
         stop: AtomicBool::new(false),
         listener: backend.fire_listener(),
+        data_path: id.info().delivers_data,
         counts: WriterCounts::default(),
         writer_clocks: Mutex::new(Vec::new()),
         open_start: AtomicU64::new(0),

@@ -147,8 +147,12 @@ pub struct Outcome {
     /// The backend's system calls over its whole life in the run
     /// (registration and warm-up included; creation and teardown not).
     pub backend_total_syscalls: u64,
-    /// Handler `read` calls in the measured phase.
+    /// Handler `read` calls in the measured phase (none for a backend
+    /// that delivers the data itself).
     pub handler_reads: u64,
+    /// Bytes the handler got in the measured phase: drained from the fds,
+    /// or handed over with the events by a data-path backend.
+    pub handler_bytes: u64,
     /// Writer `write` calls in the measured phase.
     pub writer_writes: u64,
     /// Writer futex waits and sleeps in the measured phase.
@@ -181,6 +185,7 @@ impl Outcome {
             backend: Stats::default(),
             backend_total_syscalls: 0,
             handler_reads: 0,
+            handler_bytes: 0,
             writer_writes: 0,
             writer_other: 0,
             consumer_other: 0,
