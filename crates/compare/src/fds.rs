@@ -168,8 +168,10 @@ impl FdSet {
         self.read[i].as_fd()
     }
 
+    /// The write end of source `i`: what writers fire (the read end for
+    /// an eventfd).
     #[inline]
-    fn write_end(&self, i: usize) -> BorrowedFd<'_> {
+    pub(crate) fn write_end(&self, i: usize) -> BorrowedFd<'_> {
         match self.kind {
             FdKind::Eventfd => self.read[i].as_fd(),
             _ => self.write[i].as_fd(),

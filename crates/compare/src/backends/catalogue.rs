@@ -29,6 +29,8 @@ pub enum BackendId {
     EpollOneshot,
     /// `uring-raw`.
     UringRaw,
+    /// `uring-read`.
+    UringRead,
     /// `uring-poll`.
     UringPoll,
     /// `uring-poll:coop`.
@@ -81,6 +83,7 @@ impl BackendId {
             BackendId::EpollEt => "epoll-et",
             BackendId::EpollOneshot => "epoll-oneshot",
             BackendId::UringRaw => "uring-raw",
+            BackendId::UringRead => "uring-read",
             BackendId::UringPoll => "uring-poll",
             BackendId::UringPollCoop => "uring-poll:coop",
             BackendId::UringPollDefer => "uring-poll:defer",
@@ -118,7 +121,7 @@ impl BackendId {
         use BackendId::*;
         match self {
             Floor | EpollLt | EpollEt | EpollOneshot => Family::Epoll,
-            UringRaw | UringPoll | UringPollCoop | UringPollDefer | UringPollSqpoll
+            UringRaw | UringRead | UringPoll | UringPollCoop | UringPollDefer | UringPollSqpoll
             | UringPollRearm => Family::Uring,
             EpollRing | EpollRingInline | Mio | Polling | Reference => Family::Userpoll,
         }
@@ -166,7 +169,7 @@ impl<'de> serde::Deserialize<'de> for BackendId {
 pub enum Family {
     /// The floor and raw epoll.
     Epoll,
-    /// io_uring: the hand-written loop and uring-poll's setups.
+    /// io_uring: the hand-written loops and uring-poll's setups.
     Uring,
     /// The userpoll ring and the libraries users reach epoll through.
     Userpoll,
@@ -240,6 +243,14 @@ const CATALOGUE: &[BackendInfo] = &[
         multi_consumer: false,
         delivery: Delivery::Edge,
         delivers_data: false,
+    },
+    BackendInfo {
+        id: BackendId::UringRead,
+        about: "the data path: multishot READ into a provided buffer ring (incremental), same \
+                ring as uring-raw; the kernel posts the data, no read call follows an event",
+        multi_consumer: false,
+        delivery: Delivery::Edge,
+        delivers_data: true,
     },
     BackendInfo {
         id: BackendId::UringPoll,

@@ -21,6 +21,7 @@ mod floor;
 mod generic;
 mod peers;
 mod uring_raw;
+mod uring_read;
 
 pub use catalogue::{catalogue, not_built, BackendId, BackendInfo, Delivery, Family};
 
@@ -76,6 +77,9 @@ pub fn availability(id: BackendId) -> Result<(), String> {
     if id == BackendId::UringRaw {
         return uring_raw::probe();
     }
+    if id == BackendId::UringRead {
+        return uring_read::probe();
+    }
     match id.library() {
         Some(b) if !b.is_supported() => match anypoll::AnyPoller::new(b, 2) {
             // Built once more to get the errno and its explanation.
@@ -94,6 +98,9 @@ pub fn availability(id: BackendId) -> Result<(), String> {
 pub fn ring_setup(id: BackendId, capacity: usize) -> Option<String> {
     if id == BackendId::UringRaw {
         return Some(uring_raw::setup_description(capacity));
+    }
+    if id == BackendId::UringRead {
+        return Some(uring_read::setup_description(capacity));
     }
     let b = id.library()?;
     matches!(b, anypoll::Backend::UringPoll { .. }).then(|| {
@@ -116,6 +123,7 @@ pub fn make(id: BackendId, capacity: usize) -> io::Result<Box<dyn Backend>> {
         BackendId::EpollEt => Box::new(epoll::Epoll::new(epoll::Mode::Edge, capacity)?),
         BackendId::EpollOneshot => Box::new(epoll::Epoll::new(epoll::Mode::Oneshot, capacity)?),
         BackendId::UringRaw => Box::new(uring_raw::UringRaw::new(capacity)?),
+        BackendId::UringRead => Box::new(uring_read::UringRead::new(capacity)?),
         BackendId::Mio => Box::new(peers::Mio::new()?),
         BackendId::Polling => Box::new(peers::Polling::new()?),
         _ => unreachable!("{id} is a library backend, made above"),

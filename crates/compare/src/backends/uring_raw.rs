@@ -23,15 +23,15 @@ use userpoll::{Counter, Counters, Stats};
 use super::Backend;
 
 /// SQ entries: registrations are submitted in batches of this size.
-const SQ_ENTRIES: u32 = 4096;
+pub(super) const SQ_ENTRIES: u32 = 4096;
 /// `user_data` of POLL_REMOVE requests (never a registration's).
 const REMOVE_TAG: u64 = u64::MAX;
 
-fn cq_entries(capacity: usize) -> u32 {
+pub(super) fn cq_entries(capacity: usize) -> u32 {
     ((capacity * 2).max(SQ_ENTRIES as usize * 2)).next_power_of_two() as u32
 }
 
-fn build(sq: u32, cq: u32) -> io::Result<IoUring> {
+pub(super) fn build(sq: u32, cq: u32) -> io::Result<IoUring> {
     IoUring::builder()
         .setup_single_issuer()
         .setup_defer_taskrun()
