@@ -202,6 +202,22 @@ pub fn config_from(args: &RunArgs, notes: &mut Vec<String>) -> Result<SuiteConfi
             notes.push(format!("skipping {id} with --handler none: it is {how}"));
             continue;
         }
+        if handler == Handler::None && info.delivers_data {
+            // The kernel reads with every event: there is no
+            // notification-only cost to measure, and a run would report
+            // the read's cost under the label of one without.
+            if explicit {
+                return Err(format!(
+                    "--handler none measures notification alone, and {id} reads the data in \
+                     the kernel with every event: it cannot notify without reading. Drop {id} \
+                     from --backends or use --handler read"
+                ));
+            }
+            notes.push(format!(
+                "skipping {id} with --handler none: it reads the data with every event"
+            ));
+            continue;
+        }
         chosen.push(id);
     }
     if chosen.is_empty() {
