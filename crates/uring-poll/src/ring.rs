@@ -37,6 +37,10 @@ enum Entered {
     Later,
 }
 
+/// Deferred completions one GETEVENTS enter runs at least when that many
+/// are pending (the kernel's `IO_LOCAL_TW_DEFAULT_MAX`).
+const TASKRUN_RUNS_AT_LEAST: usize = 20;
+
 /// The owner's ring and what waits to go into it.
 pub(crate) struct Ring {
     ring: IoUring,
@@ -53,6 +57,9 @@ pub(crate) struct Ring {
     queued_sqes: u64,
     /// An in-place update waits in the SQ (or backlog).
     update_queued: bool,
+    /// Defer: how many completions the next non-blocking run of
+    /// completion work asks for ([`Ring::run_taskrun`]).
+    taskrun_ask: usize,
 }
 
 impl Ring {
@@ -75,6 +82,7 @@ impl Ring {
             backlog: VecDeque::new(),
             queued_sqes: 0,
             update_queued: false,
+            taskrun_ask: 1,
         })
     }
 
@@ -326,10 +334,16 @@ impl Ring {
     /// Runs pending completion work (and submits) without waiting.
     ///
     /// Defer: the kernel runs at most `max(20, min_complete)` deferred
-    /// completions per enter, so asking for `want` completions (capped by
-    /// the CQ's free room) with a zero timeout runs up to that many in one
-    /// call (and returns -ETIME when fewer were pending) instead of one call
-    /// per 20.
+    /// completions per enter (pitfall 13), so a burst wants a large
+    /// `min_complete`. But when fewer than `min_complete` are pending, a
+    /// zero timeout does not end the enter while more completion work
+    /// keeps arriving: the kernel's wait loop checks the timer only when
+    /// nothing is pending, so the enter collects fires until they pause
+    /// or `min_complete` is reached, and the events it holds wait that
+    /// long (pitfall 16). So it asks for one first (up to 20 run), and
+    /// while each enter runs as many as it could (a burst), asks for twice
+    /// as many the next time (40, 80, ... up to `want` and the CQ's free
+    /// room); back to one as soon as an enter runs fewer.
     ///
     /// Defer with an in-place update queued: run the pending completion
     /// work *without* submitting. Submitted first, the update would find
@@ -341,7 +355,9 @@ impl Ring {
         } else {
             self.submitted()
         };
-        let (min_complete, timeout) = self.getevents_args(want);
+        let ask = want.min(self.taskrun_ask);
+        let (min_complete, timeout) = self.getevents_args(ask);
+        let before = self.ring.completion().len();
         self.enter(
             c,
             Counter::EnterWait,
@@ -350,6 +366,14 @@ impl Ring {
             EnterFlags::GETEVENTS,
             timeout,
         )?;
+        if self.policy.getevents_counts {
+            let posted = self.ring.completion().len().saturating_sub(before);
+            self.taskrun_ask = if posted >= (min_complete as usize).max(TASKRUN_RUNS_AT_LEAST) {
+                (self.taskrun_ask.max(TASKRUN_RUNS_AT_LEAST) * 2).min(want.max(1))
+            } else {
+                1
+            };
+        }
         Ok(())
     }
 
