@@ -6,9 +6,7 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
 
 use uring_poll::UringPoll;
 use userpoll::conformance::fds;
@@ -44,21 +42,7 @@ fn s10_a_full_capacity_of_ready_fds_fired_twice_never_overflows_the_default_cq()
                 fds::fire(fd.as_fd()).unwrap();
             }
         }
-        let mut missing: HashSet<u64> = (0..N as u64).collect();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !missing.is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "{name}: {} of {N} registrations lost their event; stats {:?}",
-                missing.len(),
-                p.stats()
-            );
-            p.wait(&mut events, Some(Duration::from_millis(100)))
-                .unwrap();
-            for e in &events {
-                missing.remove(&e.data());
-            }
-        }
+        common::take_all(&name, &mut p, &mut events, N);
         let s = p.stats();
         assert_eq!(
             s.get(Counter::OverflowRecoveries),

@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use uring_poll::UringPoll;
 use userpoll::conformance::fds;
@@ -39,22 +38,7 @@ fn s10_overflow_storm_cq64_10000_eventfds_loses_nothing() {
                     fds::fire(fd.as_fd()).unwrap();
                 }
             }
-            let mut missing: HashSet<u64> = (0..N as u64).collect();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !missing.is_empty() {
-                assert!(
-                    Instant::now() < deadline,
-                    "{name} round {round}: {} of {N} registrations lost their event; stats {:?}",
-                    missing.len(),
-                    p.stats()
-                );
-                p.wait(&mut events, Some(Duration::from_millis(100)))
-                    .unwrap();
-                for e in &events {
-                    assert!(e.is_readable(), "{name}: {e:?}");
-                    missing.remove(&e.data());
-                }
-            }
+            common::take_all(&format!("{name} round {round}"), &mut p, &mut events, N);
             for fd in &efds {
                 fds::drain(fd.as_fd()).unwrap();
             }
