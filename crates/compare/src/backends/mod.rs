@@ -20,6 +20,7 @@ mod epoll;
 mod floor;
 mod generic;
 mod peers;
+mod uring_loop;
 mod uring_raw;
 mod uring_read;
 

@@ -14,12 +14,13 @@
 //!   GETEVENTS flushes the overflow list, and the ended polls re-arm.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use userpoll::{Counter, Counters, Stats};
 
+use super::uring_loop::{enter_step, push, Slots};
 use super::Backend;
 
 /// SQ entries: registrations are submitted in batches of this size.
@@ -74,9 +75,8 @@ pub fn setup_description(capacity: usize) -> String {
 /// The hand-written loop.
 pub struct UringRaw {
     ring: IoUring,
-    /// Per token: current generation, registered fd, re-arm owed.
-    gens: Vec<u32>,
-    fds: Vec<RawFd>,
+    slots: Slots,
+    /// Per token: a re-arm owed after the handler.
     rearm_owed: Vec<bool>,
     overflowed: bool,
     counters: Counters,
@@ -85,10 +85,7 @@ pub struct UringRaw {
 impl std::fmt::Debug for UringRaw {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UringRaw")
-            .field(
-                "registrations",
-                &self.fds.iter().filter(|&&fd| fd >= 0).count(),
-            )
+            .field("registrations", &self.slots.registered())
             .field("counters", &self.counters)
             .finish()
     }
@@ -105,44 +102,22 @@ impl UringRaw {
     fn with_sizes(capacity: usize, sq: u32, cq: u32) -> io::Result<UringRaw> {
         Ok(UringRaw {
             ring: build(sq, cq)?,
-            gens: vec![0; capacity],
-            fds: vec![-1; capacity],
+            slots: Slots::new(capacity),
             rearm_owed: vec![false; capacity],
             overflowed: false,
             counters: Counters::new(),
         })
     }
 
-    fn slot(&mut self, token: u32) -> io::Result<usize> {
-        let t = token as usize;
-        if t >= self.gens.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "token {token} beyond the ring's capacity {}",
-                    self.gens.len()
-                ),
-            ));
-        }
-        Ok(t)
-    }
-
     fn push(&mut self, sqe: squeue::Entry) -> io::Result<()> {
-        loop {
-            // SAFETY: POLL_ADD and POLL_REMOVE entries reference no user
-            // memory; the fd stays open while registered (harness rule).
-            if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
-                self.counters.incr(Counter::SqesSubmitted);
-                return Ok(());
-            }
-            self.counters.incr(Counter::EnterSubmit);
-            self.ring.submitter().submit()?;
-        }
+        // SAFETY: POLL_ADD and POLL_REMOVE entries reference no user
+        // memory; the fd stays open while registered (harness rule).
+        unsafe { push(&mut self.ring, &self.counters, &sqe) }
     }
 
     fn arm(&mut self, t: usize) -> io::Result<()> {
-        let ud = (u64::from(self.gens[t]) << 32) | t as u64;
-        let sqe = opcode::PollAdd::new(types::Fd(self.fds[t]), libc::POLLIN as u32)
+        let ud = self.slots.user_data(t);
+        let sqe = opcode::PollAdd::new(types::Fd(self.slots.fd(t)), libc::POLLIN as u32)
             .multi(true)
             .build()
             .user_data(ud);
@@ -152,10 +127,9 @@ impl UringRaw {
 
 impl Backend for UringRaw {
     fn add(&mut self, fd: BorrowedFd<'_>, token: u32) -> io::Result<()> {
-        let t = self.slot(token)?;
-        self.gens[t] = self.gens[t].wrapping_add(1);
+        let t = self.slots.slot(token)?;
         // The harness keeps it open while registered (Backend::add).
-        self.fds[t] = fd.as_raw_fd();
+        self.slots.register(t, fd.as_raw_fd());
         self.rearm_owed[t] = false;
         self.arm(t)?;
         self.counters.incr(Counter::ControlOps);
@@ -163,10 +137,8 @@ impl Backend for UringRaw {
     }
 
     fn delete(&mut self, _fd: BorrowedFd<'_>, token: u32) -> io::Result<()> {
-        let t = self.slot(token)?;
-        let ud = (u64::from(self.gens[t]) << 32) | t as u64;
-        self.gens[t] = self.gens[t].wrapping_add(1);
-        self.fds[t] = -1;
+        let t = self.slots.slot(token)?;
+        let ud = self.slots.unregister(t);
         self.rearm_owed[t] = false;
         self.push(opcode::PollRemove::new(ud).build().user_data(REMOVE_TAG))?;
         self.counters.incr(Counter::ControlOps);
@@ -178,31 +150,8 @@ impl Backend for UringRaw {
         self.overflowed = false;
         let mut waited = false;
         loop {
-            if self.ring.completion().is_empty() || !self.ring.submission().is_empty() {
-                if self.ring.submission().cq_overflow() {
-                    self.counters.incr(Counter::OverflowRecoveries);
-                    self.overflowed = true;
-                }
-                let r = if waited || !self.ring.completion().is_empty() {
-                    // Submit (and flush) only.
-                    self.counters.incr(Counter::EnterSubmit);
-                    self.ring.submitter().submit()
-                } else {
-                    waited = true;
-                    self.counters.incr(Counter::EnterWait);
-                    let ts = types::Timespec::from(timeout);
-                    let args = types::SubmitArgs::new().timespec(&ts);
-                    self.ring.submitter().submit_with_args(1, &args)
-                };
-                match r {
-                    Ok(_) => {}
-                    Err(e)
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                        ) => {}
-                    Err(e) => return Err(e),
-                }
+            if enter_step(&mut self.ring, &self.counters, &mut waited, timeout)? {
+                self.overflowed = true;
             }
             let mut cq = self.ring.completion();
             let mut stale = 0;
@@ -213,11 +162,10 @@ impl Backend for UringRaw {
                 if ud == REMOVE_TAG {
                     continue;
                 }
-                let t = (ud & 0xffff_ffff) as usize;
-                if t >= self.gens.len() || (ud >> 32) as u32 != self.gens[t] || self.fds[t] < 0 {
+                let Some((t, _)) = self.slots.current(ud) else {
                     stale += 1;
                     continue;
-                }
+                };
                 let more = cqueue::more(cqe.flags());
                 let res = cqe.result();
                 if res > 0 {

@@ -36,7 +36,7 @@
 //! a remainder that is not a multiple of 8 (compare never mixes kinds).
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -44,6 +44,7 @@ use io_uring::register::Probe;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use userpoll::{Counter, Counters, Stats};
 
+use super::uring_loop::{enter_step, push, Slots};
 use super::uring_raw::{build, cq_entries, SQ_ENTRIES};
 use super::Backend;
 use pool::{Pool, BGID, MAX_RING_ENTRIES};
@@ -98,10 +99,9 @@ pub struct UringRead {
     // is gone before the buffer memory is unmapped.
     ring: IoUring,
     pool: Pool,
-    /// Per token: current generation, registered fd (-1: none), and the
-    /// re-arm owed (re-armed before the next enter, if still current).
-    gens: Vec<u32>,
-    fds: Vec<RawFd>,
+    slots: Slots,
+    /// Re-arms owed (token, generation, why): made before the next enter,
+    /// if still current.
     owed: Vec<(u32, u32, Ended)>,
     /// Reads that ran the pool dry (test visibility; also re-arms).
     no_buffers: u64,
@@ -111,10 +111,7 @@ pub struct UringRead {
 impl std::fmt::Debug for UringRead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UringRead")
-            .field(
-                "registrations",
-                &self.fds.iter().filter(|&&fd| fd >= 0).count(),
-            )
+            .field("registrations", &self.slots.registered())
             .field("setup", &self.describe())
             .field("counters", &self.counters)
             .finish()
@@ -152,8 +149,7 @@ impl UringRead {
         Ok(UringRead {
             ring,
             pool,
-            gens: vec![0; capacity],
-            fds: vec![-1; capacity],
+            slots: Slots::new(capacity),
             owed: Vec::new(),
             no_buffers: 0,
             counters: Counters::new(),
@@ -176,38 +172,16 @@ impl UringRead {
         )
     }
 
-    fn slot(&self, token: u32) -> io::Result<usize> {
-        let t = token as usize;
-        if t >= self.gens.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "token {token} beyond the ring's capacity {}",
-                    self.gens.len()
-                ),
-            ));
-        }
-        Ok(t)
-    }
-
     fn push(&mut self, sqe: squeue::Entry) -> io::Result<()> {
-        loop {
-            // The reads write only into the registered pool, which outlives
-            // the ring; the fd stays open while registered (harness rule).
-            // SAFETY: READ_MULTISHOT (buffer select) and ASYNC_CANCEL
-            // entries point at no other user memory.
-            if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
-                self.counters.incr(Counter::SqesSubmitted);
-                return Ok(());
-            }
-            self.counters.incr(Counter::EnterSubmit);
-            self.ring.submitter().submit()?;
-        }
+        // SAFETY: READ_MULTISHOT (buffer select) and ASYNC_CANCEL entries
+        // point at no user memory but the registered pool, which outlives
+        // the ring; the fd stays open while registered (harness rule).
+        unsafe { push(&mut self.ring, &self.counters, &sqe) }
     }
 
     fn arm(&mut self, t: usize) -> io::Result<()> {
-        let ud = (u64::from(self.gens[t]) << 32) | t as u64;
-        let sqe = opcode::ReadMulti::new(types::Fd(self.fds[t]), 0, BGID)
+        let ud = self.slots.user_data(t);
+        let sqe = opcode::ReadMulti::new(types::Fd(self.slots.fd(t)), 0, BGID)
             .build()
             .user_data(ud);
         self.push(sqe)
@@ -218,7 +192,7 @@ impl UringRead {
         let owed = std::mem::take(&mut self.owed);
         for &(t, gen, why) in &owed {
             let t = t as usize;
-            if self.gens[t] != gen || self.fds[t] < 0 {
+            if !self.slots.is_current(t, gen) {
                 continue;
             }
             self.counters.incr(match why {
@@ -246,15 +220,13 @@ impl UringRead {
             let (res, flags) = (cqe.result(), cqe.flags());
             let bid = cqueue::buffer_select(flags);
             let kernel_keeps = cqueue::buffer_more(flags);
-            let t = (ud & 0xffff_ffff) as usize;
-            let gen = (ud >> 32) as u32;
-            if t >= self.gens.len() || gen != self.gens[t] || self.fds[t] < 0 {
+            let Some((t, gen)) = self.slots.current(ud) else {
                 stale += 1;
                 if let Some(bid) = bid {
                     self.pool.discard(bid, res.max(0) as u32, kernel_keeps)?;
                 }
                 continue;
-            }
+            };
             match (res, bid) {
                 (n, Some(bid)) if n > 0 => {
                     self.pool.deliver(t, bid, n as u32, kernel_keeps)?;
@@ -298,7 +270,7 @@ impl UringRead {
                     format!(
                         "multishot read of source {t} (fd {}) failed: {err}; uring-read reads \
                          pollable fds that support non-blocking reads (eventfd, pipe, socket)",
-                        self.fds[t]
+                        self.slots.fd(t)
                     ),
                 ))
             }
@@ -308,20 +280,17 @@ impl UringRead {
 
 impl Backend for UringRead {
     fn add(&mut self, fd: BorrowedFd<'_>, token: u32) -> io::Result<()> {
-        let t = self.slot(token)?;
-        self.gens[t] = self.gens[t].wrapping_add(1);
+        let t = self.slots.slot(token)?;
         // The harness keeps it open while registered (Backend::add).
-        self.fds[t] = fd.as_raw_fd();
+        self.slots.register(t, fd.as_raw_fd());
         self.arm(t)?;
         self.counters.incr(Counter::ControlOps);
         Ok(())
     }
 
     fn delete(&mut self, _fd: BorrowedFd<'_>, token: u32) -> io::Result<()> {
-        let t = self.slot(token)?;
-        let ud = (u64::from(self.gens[t]) << 32) | t as u64;
-        self.gens[t] = self.gens[t].wrapping_add(1);
-        self.fds[t] = -1;
+        let t = self.slots.slot(token)?;
+        let ud = self.slots.unregister(t);
         // Data delivered and not handled goes with the registration.
         self.pool.forget(t);
         self.push(opcode::AsyncCancel::new(ud).build().user_data(CANCEL_TAG))?;
@@ -336,32 +305,7 @@ impl Backend for UringRead {
             // Reads that ended are re-armed before the enter, once the
             // handler gave their buffers back.
             self.rearm_owed()?;
-            if self.ring.completion().is_empty() || !self.ring.submission().is_empty() {
-                if self.ring.submission().cq_overflow() {
-                    self.counters.incr(Counter::OverflowRecoveries);
-                }
-                // Both carry GETEVENTS while the CQ overflow flag is set,
-                // which flushes the overflow list.
-                let r = if waited || !self.ring.completion().is_empty() {
-                    self.counters.incr(Counter::EnterSubmit);
-                    self.ring.submitter().submit()
-                } else {
-                    waited = true;
-                    self.counters.incr(Counter::EnterWait);
-                    let ts = types::Timespec::from(timeout);
-                    let args = types::SubmitArgs::new().timespec(&ts);
-                    self.ring.submitter().submit_with_args(1, &args)
-                };
-                match r {
-                    Ok(_) => {}
-                    Err(e)
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                        ) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            enter_step(&mut self.ring, &self.counters, &mut waited, timeout)?;
             self.reap(out)?;
             if out.len() > before || waited {
                 break;
