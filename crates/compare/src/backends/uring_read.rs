@@ -173,9 +173,9 @@ impl UringRead {
     }
 
     fn push(&mut self, sqe: squeue::Entry) -> io::Result<()> {
-        // SAFETY: READ_MULTISHOT (buffer select) and ASYNC_CANCEL entries
-        // point at no user memory but the registered pool, which outlives
-        // the ring; the fd stays open while registered (harness rule).
+        // The fd stays open while registered (harness rule).
+        // SAFETY: READ_MULTISHOT and ASYNC_CANCEL point at no user memory
+        // but the registered pool, which outlives the ring.
         unsafe { push(&mut self.ring, &self.counters, &sqe) }
     }
 
