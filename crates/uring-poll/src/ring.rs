@@ -37,9 +37,9 @@ enum Entered {
     Later,
 }
 
-/// Deferred completions one GETEVENTS enter runs at least when that many
-/// are pending (the kernel's `IO_LOCAL_TW_DEFAULT_MAX`).
-const TASKRUN_RUNS_AT_LEAST: usize = 20;
+/// Deferred completions a GETEVENTS enter with `min_complete` 0 runs at
+/// most (the kernel's `IO_LOCAL_TW_DEFAULT_MAX`).
+const TASKRUN_MAX_PER_ENTER: usize = 20;
 
 /// The owner's ring and what waits to go into it.
 pub(crate) struct Ring {
@@ -57,9 +57,6 @@ pub(crate) struct Ring {
     queued_sqes: u64,
     /// An in-place update waits in the SQ (or backlog).
     update_queued: bool,
-    /// Defer: how many completions the next non-blocking run of
-    /// completion work asks for ([`Ring::run_taskrun`]).
-    taskrun_ask: usize,
 }
 
 impl Ring {
@@ -82,7 +79,6 @@ impl Ring {
             backlog: VecDeque::new(),
             queued_sqes: 0,
             update_queued: false,
-            taskrun_ask: 1,
         })
     }
 
@@ -333,48 +329,45 @@ impl Ring {
 
     /// Runs pending completion work (and submits) without waiting.
     ///
-    /// Defer: the kernel runs at most `max(20, min_complete)` deferred
-    /// completions per enter (pitfall 13), so a burst wants a large
-    /// `min_complete`. But when fewer than `min_complete` are pending, a
-    /// zero timeout does not end the enter while more completion work
-    /// keeps arriving: the kernel's wait loop checks the timer only when
-    /// nothing is pending, so the enter collects fires until they pause
-    /// or `min_complete` is reached, and the events it holds wait that
-    /// long (pitfall 16). So it asks for one first (up to 20 run), and
-    /// while each enter runs as many as it could (a burst), asks for twice
-    /// as many the next time (40, 80, ... up to `want` and the CQ's free
-    /// room); back to one as soon as an enter runs fewer.
+    /// Defer: an enter runs at most `max(20, min_complete)` deferred
+    /// completions (pitfall 13), but asking for more than are pending,
+    /// even with a zero timeout, makes the enter wait: the kernel's wait
+    /// loop checks the timer only when nothing is pending, so it collects
+    /// fires while they keep coming, and sleeps on a timer when they pause
+    /// (pitfall 16). So every enter here asks for none and gives no
+    /// timeout (the kernel runs up to 20 pending and returns at once), and
+    /// another follows while each runs a full 20, the take has room and the
+    /// CQ too: a burst is taken 20 completions per enter, and nothing ever
+    /// waits.
     ///
     /// Defer with an in-place update queued: run the pending completion
     /// work *without* submitting. Submitted first, the update would find
     /// the poll's completion work pending and be refused (-EALREADY), and
     /// cost a cancel and a new POLL_ADD; the SQ goes with the next enter.
     pub(crate) fn run_taskrun(&mut self, want: usize, c: &Counters) -> io::Result<()> {
-        let n = if self.policy.update_after_taskrun && self.update_queued {
+        let mut n = if self.policy.update_after_taskrun && self.update_queued {
             0
         } else {
             self.submitted()
         };
-        let ask = want.min(self.taskrun_ask);
-        let (min_complete, timeout) = self.getevents_args(ask);
-        let before = self.ring.completion().len();
-        self.enter(
-            c,
-            Counter::EnterWait,
-            n,
-            min_complete,
-            EnterFlags::GETEVENTS,
-            timeout,
-        )?;
-        if self.policy.getevents_counts {
+        let mut ran = 0;
+        loop {
+            let before = self.ring.completion().len();
+            self.enter(c, Counter::EnterWait, n, 0, EnterFlags::GETEVENTS, None)?;
+            if !self.policy.getevents_counts {
+                return Ok(());
+            }
+            n = 0;
             let posted = self.ring.completion().len().saturating_sub(before);
-            self.taskrun_ask = if posted >= (min_complete as usize).max(TASKRUN_RUNS_AT_LEAST) {
-                (self.taskrun_ask.max(TASKRUN_RUNS_AT_LEAST) * 2).min(want.max(1))
-            } else {
-                1
-            };
+            ran += posted;
+            if posted < TASKRUN_MAX_PER_ENTER
+                || ran >= want
+                || self.cq_room() < TASKRUN_MAX_PER_ENTER
+                || !self.taskrun_pending()
+            {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// Flushes the kernel's CQ overflow list into the CQ: a GETEVENTS
