@@ -249,11 +249,14 @@ impl Ring {
         }
     }
 
-    /// `min_complete` and timeout of a GETEVENTS enter that must not wait:
-    /// `want` completions (no more than the CQ has room for, which would
-    /// overflow it; at least one) with a zero timeout where the kernel
-    /// posts only as many as asked for ([`Policy::getevents_counts`]);
-    /// elsewhere 0 and none.
+    /// `min_complete` and timeout of a GETEVENTS enter that should not
+    /// wait: `want` completions (no more than the CQ has room for, which
+    /// would overflow it; at least one) with a zero timeout where the
+    /// kernel posts only as many as asked for ([`Policy::getevents_counts`]);
+    /// elsewhere 0 and none. Used where `want` completions are expected
+    /// at once (arm-time completions of what was just submitted): when
+    /// fewer are pending, the enter collects fires until they pause
+    /// (pitfall 16), which is why [`Ring::run_taskrun`] does not use it.
     fn getevents_args(&mut self, want: usize) -> (u32, Option<Duration>) {
         if !self.policy.getevents_counts {
             return (0, None);
