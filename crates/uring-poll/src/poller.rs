@@ -99,6 +99,7 @@ pub struct Builder {
     profile: Profile,
     rearm: bool,
     cq_entries: Option<u32>,
+    min_wait: Duration,
 }
 
 impl Builder {
@@ -132,6 +133,23 @@ impl Builder {
         self
     }
 
+    /// Batched waits: a take that blocks waits until it can fill its
+    /// `Events` or `min_wait` has passed with at least one event, and from
+    /// then on returns at the first, so a burst costs one wake-up instead
+    /// of one per event. Up to `min_wait` of latency is added to events
+    /// that come while a wait is younger than that; an idle poller's first
+    /// event is not delayed. Zero (the default) turns it off. Needs
+    /// IORING_FEAT_MIN_TIMEOUT (Linux 6.12): `build` fails with EOPNOTSUPP
+    /// without it. Rounded down to microseconds.
+    ///
+    /// Under [`Profile::Defer`] the kernel does not wake the owner for each
+    /// completion until `min_wait` has passed, which is where it saves CPU
+    /// (docs/uring-poll.md, "Batched waits").
+    pub fn min_wait(mut self, min_wait: Duration) -> Builder {
+        self.min_wait = min_wait;
+        self
+    }
+
     /// A poller for at most `capacity` registrations (1 to 2^30 - 1).
     /// Fails with EINVAL for a capacity out of range, and with the cause
     /// (ENOSYS, EPERM, EOPNOTSUPP, ENOMEM) when the ring cannot be made.
@@ -146,7 +164,8 @@ impl Builder {
         let sq_wanted = (capacity as u32 + 1)
             .clamp(2, MAX_SQ_ENTRIES)
             .min(cq_wanted);
-        let ring = Ring::new(self.profile, sq_wanted, cq_wanted, capacity)?;
+        let mut ring = Ring::new(self.profile, sq_wanted, cq_wanted, capacity)?;
+        ring.set_min_wait(self.min_wait)?;
         let wake = userpoll::sys::eventfd()?;
         let counters = Counters::new();
         let st = fstat(wake.as_fd(), &counters)?;
@@ -215,6 +234,12 @@ impl UringPoll {
         self.owner.rearm_mode
     }
 
+    /// The batched wait of every blocking take (zero: none), as
+    /// [`Builder::min_wait`] set it.
+    pub fn min_wait(&self) -> Duration {
+        self.owner.ring.min_wait()
+    }
+
     /// The flags given to `io_uring_setup` (profile flags plus
     /// `CQSIZE | CLAMP`), for environment reports.
     pub fn setup_flags(&self) -> u32 {
@@ -231,10 +256,11 @@ impl UringPoll {
         self.owner.ring.params().cq_entries()
     }
 
-    /// One line for environment reports: profile, mode, flags, sizes.
+    /// One line for environment reports: profile, mode, flags, sizes,
+    /// batched wait.
     pub fn describe(&self) -> String {
         format!(
-            "uring-poll profile={} mode={} setup_flags={:#x} sq={} cq={}",
+            "uring-poll profile={} mode={} setup_flags={:#x} sq={} cq={} min_wait_us={}",
             self.profile(),
             if self.is_rearm_mode() {
                 "rearm"
@@ -243,7 +269,8 @@ impl UringPoll {
             },
             self.setup_flags(),
             self.sq_entries(),
-            self.cq_entries()
+            self.cq_entries(),
+            self.min_wait().as_micros()
         )
     }
 }
@@ -337,7 +364,7 @@ impl Poller for UringPoll {
                 }
                 g.waiting = true;
             }
-            if let Err(e) = owner.ring.wait(left, c) {
+            if let Err(e) = owner.ring.wait(left, events.remaining(), c) {
                 inner.lock().waiting = false;
                 return Err(e);
             }

@@ -107,6 +107,14 @@ impl Profile {
         self.build(2, 4).is_ok()
     }
 
+    /// Whether this kernel has batched waits (IORING_FEAT_MIN_TIMEOUT,
+    /// Linux 6.12), which [`Builder::min_wait`](crate::Builder::min_wait)
+    /// needs, for a ring of this profile.
+    pub fn has_min_wait(self) -> bool {
+        self.build(2, 4)
+            .is_ok_and(|r| r.params().is_feature_min_timeout())
+    }
+
     /// A ring of this profile with `sq` submission and `cq` completion
     /// entries (each rounded up to a power of two, clamped to the kernel's
     /// maximum). Errors name the cause and keep its errno: ENOSYS (no

@@ -21,7 +21,7 @@ use userpoll::{Counter, Counters};
 
 use crate::policy::Policy;
 use crate::profile::Profile;
-use crate::sys;
+use crate::sys::{self, WaitArgs};
 
 /// What an `io_uring_enter` came to when the poller does not count it as
 /// failed.
@@ -55,6 +55,8 @@ pub(crate) struct Ring {
     backlog: VecDeque<squeue::Entry>,
     /// SQEs queued since the counters were last updated.
     queued_sqes: u64,
+    /// The batched wait of [`Ring::wait`] (zero: none).
+    min_wait: Duration,
     /// An in-place update waits in the SQ (or backlog).
     update_queued: bool,
 }
@@ -78,8 +80,24 @@ impl Ring {
             policy: Policy::of(profile),
             backlog: VecDeque::new(),
             queued_sqes: 0,
+            min_wait: Duration::ZERO,
             update_queued: false,
         })
+    }
+
+    pub(crate) fn min_wait(&self) -> Duration {
+        self.min_wait
+    }
+
+    /// Makes every blocking wait a batched one of at most `min_wait`
+    /// ([`Ring::wait`]). EOPNOTSUPP when the kernel lacks
+    /// IORING_FEAT_MIN_TIMEOUT (before 6.12).
+    pub(crate) fn set_min_wait(&mut self, min_wait: Duration) -> io::Result<()> {
+        if !min_wait.is_zero() && !self.ring.params().is_feature_min_timeout() {
+            return Err(userpoll::sys::errno(libc::EOPNOTSUPP));
+        }
+        self.min_wait = min_wait;
+        Ok(())
     }
 
     /// A new ring made as this one was (for [`Ring::replace`]).
@@ -236,10 +254,10 @@ impl Ring {
         to_submit: u32,
         min_complete: u32,
         flags: EnterFlags,
-        timeout: Option<Duration>,
+        wait: WaitArgs,
     ) -> io::Result<Entered> {
         c.incr(counter);
-        match sys::enter(self.fd(), to_submit, min_complete, flags, timeout) {
+        match sys::enter(self.fd(), to_submit, min_complete, flags, wait) {
             Ok(n) => Ok(Entered::Done(n)),
             Err(e) => match e.raw_os_error() {
                 Some(libc::EINTR) => Ok(Entered::Interrupted),
@@ -277,15 +295,36 @@ impl Ring {
             }
             if self.policy.kernel_submits {
                 if self.sq_needs_wakeup() {
-                    self.enter(c, Counter::EnterSubmit, 0, 0, EnterFlags::SQ_WAKEUP, None)?;
+                    self.enter(
+                        c,
+                        Counter::EnterSubmit,
+                        0,
+                        0,
+                        EnterFlags::SQ_WAKEUP,
+                        WaitArgs::NONE,
+                    )?;
                 }
                 if self.backlog.is_empty() {
                     return Ok(());
                 }
-                self.enter(c, Counter::EnterSubmit, 0, 0, EnterFlags::SQ_WAIT, None)?;
+                self.enter(
+                    c,
+                    Counter::EnterSubmit,
+                    0,
+                    0,
+                    EnterFlags::SQ_WAIT,
+                    WaitArgs::NONE,
+                )?;
                 continue;
             }
-            match self.enter(c, Counter::EnterSubmit, n, 0, EnterFlags::empty(), None)? {
+            match self.enter(
+                c,
+                Counter::EnterSubmit,
+                n,
+                0,
+                EnterFlags::empty(),
+                WaitArgs::NONE,
+            )? {
                 Entered::Done(0) => return Ok(()),
                 Entered::Done(_) if self.backlog.is_empty() => return Ok(()),
                 Entered::Done(_) | Entered::Interrupted => {}
@@ -297,13 +336,36 @@ impl Ring {
     }
 
     /// Submits what is queued and blocks until a completion or `timeout`.
-    pub(crate) fn wait(&mut self, timeout: Option<Duration>, c: &Counters) -> io::Result<()> {
+    ///
+    /// With a min wait ([`Ring::set_min_wait`]) it blocks until `want`
+    /// completions (no more than the CQ has room for) or the min wait has
+    /// passed with at least one, then returns at the first: a burst is
+    /// taken with one wake-up instead of one per completion, at the cost
+    /// of up to the min wait of latency for the completions that come
+    /// while it runs. Under Defer the kernel does not even wake this thread
+    /// for each poll completion (multishot poll's task work is added with
+    /// a lazy wake that counts against `want`).
+    pub(crate) fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        want: usize,
+        c: &Counters,
+    ) -> io::Result<()> {
         let n = self.submitted();
         let mut flags = EnterFlags::GETEVENTS;
         if self.policy.kernel_submits && self.sq_needs_wakeup() {
             flags |= EnterFlags::SQ_WAKEUP;
         }
-        self.enter(c, Counter::EnterWait, n, 1, flags, timeout)?;
+        let min_complete = if self.min_wait.is_zero() {
+            1
+        } else {
+            want.min(self.cq_room()).clamp(1, u32::MAX as usize) as u32
+        };
+        let wait = WaitArgs {
+            timeout,
+            min_wait: self.min_wait,
+        };
+        self.enter(c, Counter::EnterWait, n, min_complete, flags, wait)?;
         Ok(())
     }
 
@@ -325,7 +387,7 @@ impl Ring {
             n,
             min_complete,
             EnterFlags::GETEVENTS,
-            timeout,
+            WaitArgs::timeout(timeout),
         )?;
         Ok(())
     }
@@ -356,7 +418,14 @@ impl Ring {
         let mut ran = 0;
         loop {
             let before = self.ring.completion().len();
-            self.enter(c, Counter::EnterWait, n, 0, EnterFlags::GETEVENTS, None)?;
+            self.enter(
+                c,
+                Counter::EnterWait,
+                n,
+                0,
+                EnterFlags::GETEVENTS,
+                WaitArgs::NONE,
+            )?;
             if !self.policy.getevents_counts {
                 return Ok(());
             }
@@ -376,7 +445,14 @@ impl Ring {
     /// Flushes the kernel's CQ overflow list into the CQ: a GETEVENTS
     /// enter that submits nothing and does not wait.
     pub(crate) fn flush_overflow(&mut self, c: &Counters) -> io::Result<()> {
-        self.enter(c, Counter::EnterFlush, 0, 0, EnterFlags::GETEVENTS, None)?;
+        self.enter(
+            c,
+            Counter::EnterFlush,
+            0,
+            0,
+            EnterFlags::GETEVENTS,
+            WaitArgs::NONE,
+        )?;
         Ok(())
     }
 
@@ -402,7 +478,7 @@ impl Ring {
             n,
             min_complete,
             EnterFlags::GETEVENTS,
-            timeout,
+            WaitArgs::timeout(timeout),
         )?;
         Ok(())
     }

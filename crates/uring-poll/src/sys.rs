@@ -61,9 +61,43 @@ pub(crate) fn files_update(ring_fd: RawFd, slot: usize, fd: RawFd) -> io::Result
     Ok(())
 }
 
+/// How long a GETEVENTS enter may wait: `timeout` bounds it (none: no
+/// bound); `min_wait`, when not zero, is the kernel's batched wait
+/// (IORING_FEAT_MIN_TIMEOUT, 6.12): for that long from the start of the
+/// wait the enter returns only once `min_complete` completions are posted,
+/// after it returns at the first one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct WaitArgs {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) min_wait: Duration,
+}
+
+impl WaitArgs {
+    /// No bound: the enter returns once its condition is met.
+    pub(crate) const NONE: WaitArgs = WaitArgs {
+        timeout: None,
+        min_wait: Duration::ZERO,
+    };
+
+    /// Return as soon as the enter's condition is met, or after `timeout`.
+    pub(crate) fn timeout(timeout: Option<Duration>) -> WaitArgs {
+        WaitArgs {
+            timeout,
+            min_wait: Duration::ZERO,
+        }
+    }
+}
+
+/// The longest wait an enter with a min wait is given when the caller
+/// sets none: with no timeout, or one the kernel reads as none (its
+/// `KTIME_MAX`), the min wait itself ends the wait with `ETIME` and no
+/// completion (pitfall 17), so the poller would wake every `min_wait` at
+/// idle. A day, after which the take simply waits again.
+const MIN_WAIT_CEILING: Duration = Duration::from_secs(24 * 3600);
+
 /// `io_uring_enter(ring_fd, to_submit, min_complete, flags)`, with
-/// `EXT_ARG` and a timespec when there is a `timeout`; the kernel's return
-/// value (SQEs consumed).
+/// `EXT_ARG` and an `io_uring_getevents_arg` when `wait` has a timeout or
+/// a min wait; the kernel's return value (SQEs consumed).
 ///
 /// Always the plain ring fd, never one registered with the owner thread
 /// (IORING_REGISTER_RING_FDS): a registration holds the ring, and every
@@ -75,10 +109,20 @@ pub(crate) fn enter(
     to_submit: u32,
     min_complete: u32,
     flags: EnterFlags,
-    timeout: Option<Duration>,
+    wait: WaitArgs,
 ) -> io::Result<usize> {
+    let min_wait_usec = wait.min_wait.as_micros().min(u32::MAX as u128) as u32;
+    let timeout = match (wait.timeout, min_wait_usec) {
+        (t, 0) => t,
+        (None, _) => Some(MIN_WAIT_CEILING),
+        (Some(t), _) => Some(t.min(MIN_WAIT_CEILING)),
+    };
     let ts = timeout.map(kernel_timespec);
-    let args = ts.as_ref().map(|ts| types::SubmitArgs::new().timespec(ts));
+    let args = match (&ts, min_wait_usec) {
+        (None, 0) => None,
+        (None, m) => Some(types::SubmitArgs::new().min_wait_usec(m)),
+        (Some(ts), m) => Some(types::SubmitArgs::new().timespec(ts).min_wait_usec(m)),
+    };
     let (flags, arg, size) = match &args {
         Some(a) => (
             flags | EnterFlags::EXT_ARG,

@@ -17,6 +17,23 @@ mod defer {
     userpoll::conformance_tests!(|cap| UringPoll::builder().profile(Profile::Defer).build(cap));
 }
 
+mod defer_batch {
+    use std::time::Duration;
+    use uring_poll::{Profile, UringPoll};
+    userpoll::conformance_tests!(|cap| UringPoll::builder()
+        .profile(Profile::Defer)
+        .min_wait(Duration::from_micros(50))
+        .build(cap));
+}
+
+mod default_batch {
+    use std::time::Duration;
+    use uring_poll::UringPoll;
+    userpoll::conformance_tests!(|cap| UringPoll::builder()
+        .min_wait(Duration::from_micros(50))
+        .build(cap));
+}
+
 mod sqpoll {
     use uring_poll::{Profile, UringPoll};
     userpoll::conformance_tests!(|cap| UringPoll::builder().profile(Profile::Sqpoll).build(cap));
