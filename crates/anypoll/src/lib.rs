@@ -54,8 +54,15 @@ pub enum Backend {
         profile: Profile,
         /// One-shot polls re-armed after each event.
         rearm: bool,
+        /// Batched waits of [`BATCH_MIN_WAIT`] ([`uring_poll::Builder::min_wait`]).
+        batch: bool,
     },
 }
+
+/// The min wait of the `+batch` io_uring backends
+/// ([`uring_poll::Builder::min_wait`]): the most latency a batched wait
+/// adds, chosen by measurement (docs/results.md, "Batched waits").
+pub const BATCH_MIN_WAIT: Duration = Duration::from_micros(50);
 
 impl Backend {
     /// Every backend, in a stable order.
@@ -70,10 +77,17 @@ impl Backend {
         Backend::UringPoll {
             profile: Profile::Default,
             rearm: true,
+            batch: false,
         },
         Backend::UringPoll {
             profile: Profile::Defer,
             rearm: true,
+            batch: false,
+        },
+        Backend::UringPoll {
+            profile: Profile::Defer,
+            rearm: false,
+            batch: true,
         },
     ];
 
@@ -81,6 +95,7 @@ impl Backend {
         Backend::UringPoll {
             profile,
             rearm: false,
+            batch: false,
         }
     }
 
@@ -89,7 +104,9 @@ impl Backend {
     /// which errno, and [`Backend::explain`] why.
     pub fn is_supported(self) -> bool {
         match self {
-            Backend::UringPoll { profile, .. } => profile.is_supported(),
+            Backend::UringPoll { profile, batch, .. } => {
+                profile.is_supported() && (!batch || profile.has_min_wait())
+            }
             _ => true,
         }
     }
@@ -101,7 +118,16 @@ impl Backend {
     /// only its errno, as a system call's does.
     pub fn explain(self, e: &io::Error) -> Option<String> {
         match self {
-            Backend::UringPoll { profile, .. } => profile.explain(e),
+            Backend::UringPoll { profile, batch, .. } => {
+                if batch && e.kind() == io::ErrorKind::Unsupported && profile.is_supported() {
+                    return Some(
+                        "batched waits (`+batch`, IORING_FEAT_MIN_TIMEOUT) need Linux 6.12; \
+                         drop `+batch` from the id"
+                            .to_owned(),
+                    );
+                }
+                profile.explain(e)
+            }
             _ => None,
         }
     }
@@ -116,14 +142,23 @@ impl fmt::Display for Backend {
             Backend::Reference => f.write_str("reference"),
             Backend::EpollRing(DriverMode::Inline) => f.write_str("epoll-ring:inline"),
             Backend::EpollRing(_) => f.write_str("epoll-ring"),
-            Backend::UringPoll { profile, rearm } => {
+            Backend::UringPoll {
+                profile,
+                rearm,
+                batch,
+            } => {
                 f.write_str("uring-poll")?;
-                match (rearm, profile) {
-                    (false, Profile::Default) => Ok(()),
-                    (false, p) => write!(f, ":{}", p.name()),
-                    (true, Profile::Default) => f.write_str(":rearm"),
-                    (true, p) => write!(f, ":rearm+{}", p.name()),
+                let options = [
+                    rearm.then_some("rearm"),
+                    (profile != Profile::Default).then_some(profile.name()),
+                    batch.then_some("batch"),
+                ];
+                let mut sep = ':';
+                for o in options.into_iter().flatten() {
+                    write!(f, "{sep}{o}")?;
+                    sep = '+';
                 }
+                Ok(())
             }
         }
     }
@@ -150,9 +185,15 @@ impl std::error::Error for UnknownBackend {}
 impl FromStr for Backend {
     type Err = UnknownBackend;
     fn from_str(s: &str) -> Result<Backend, UnknownBackend> {
-        let uring = Profile::ALL
-            .iter()
-            .flat_map(|&profile| [false, true].map(|rearm| Backend::UringPoll { profile, rearm }));
+        let uring = Profile::ALL.iter().flat_map(|&profile| {
+            [(false, false), (true, false), (false, true), (true, true)].map(|(rearm, batch)| {
+                Backend::UringPoll {
+                    profile,
+                    rearm,
+                    batch,
+                }
+            })
+        });
         Backend::ALL
             .iter()
             .copied()
@@ -199,10 +240,19 @@ impl AnyPoller {
         let poller = match backend {
             Backend::Reference => Which::Reference(Reference::new(capacity)?),
             Backend::EpollRing(mode) => Which::EpollRing(EpollRing::with_mode(capacity, mode)?),
-            Backend::UringPoll { profile, rearm } => Which::UringPoll(Box::new(
+            Backend::UringPoll {
+                profile,
+                rearm,
+                batch,
+            } => Which::UringPoll(Box::new(
                 UringPoll::builder()
                     .profile(profile)
                     .rearm(rearm)
+                    .min_wait(if batch {
+                        BATCH_MIN_WAIT
+                    } else {
+                        Duration::ZERO
+                    })
                     .build(capacity)?,
             )),
         };
@@ -222,6 +272,7 @@ impl AnyPoller {
             Which::UringPoll(p) => Backend::UringPoll {
                 profile: p.profile(),
                 rearm: p.is_rearm_mode(),
+                batch: !p.min_wait().is_zero(),
             },
         }
     }

@@ -21,6 +21,7 @@ through_any! {
     uring_poll => "uring-poll",
     uring_poll_coop => "uring-poll:coop",
     uring_poll_defer => "uring-poll:defer",
+    uring_poll_defer_batch => "uring-poll:defer+batch",
     uring_poll_sqpoll => "uring-poll:sqpoll",
     uring_poll_rearm => "uring-poll:rearm",
     uring_poll_rearm_defer => "uring-poll:rearm+defer",

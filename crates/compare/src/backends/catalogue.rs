@@ -37,6 +37,8 @@ pub enum BackendId {
     UringPollCoop,
     /// `uring-poll:defer`.
     UringPollDefer,
+    /// `uring-poll:defer+batch`.
+    UringPollDeferBatch,
     /// `uring-poll:sqpoll`.
     UringPollSqpoll,
     /// `uring-poll:rearm`.
@@ -62,6 +64,7 @@ impl BackendId {
             BackendId::UringPoll
             | BackendId::UringPollCoop
             | BackendId::UringPollDefer
+            | BackendId::UringPollDeferBatch
             | BackendId::UringPollSqpoll
             | BackendId::UringPollRearm
             | BackendId::EpollRing
@@ -87,6 +90,7 @@ impl BackendId {
             BackendId::UringPoll => "uring-poll",
             BackendId::UringPollCoop => "uring-poll:coop",
             BackendId::UringPollDefer => "uring-poll:defer",
+            BackendId::UringPollDeferBatch => "uring-poll:defer+batch",
             BackendId::UringPollSqpoll => "uring-poll:sqpoll",
             BackendId::UringPollRearm => "uring-poll:rearm",
             BackendId::EpollRing => "epoll-ring",
@@ -121,8 +125,8 @@ impl BackendId {
         use BackendId::*;
         match self {
             Floor | EpollLt | EpollEt | EpollOneshot => Family::Epoll,
-            UringRaw | UringRead | UringPoll | UringPollCoop | UringPollDefer | UringPollSqpoll
-            | UringPollRearm => Family::Uring,
+            UringRaw | UringRead | UringPoll | UringPollCoop | UringPollDefer
+            | UringPollDeferBatch | UringPollSqpoll | UringPollRearm => Family::Uring,
             EpollRing | EpollRingInline | Mio | Polling | Reference => Family::Userpoll,
         }
     }
@@ -270,6 +274,14 @@ const CATALOGUE: &[BackendInfo] = &[
     BackendInfo {
         id: BackendId::UringPollDefer,
         about: "uring-poll with SINGLE_ISSUER | DEFER_TASKRUN (posted only by the owner's enter)",
+        multi_consumer: false,
+        delivery: Delivery::Edge,
+        delivers_data: false,
+    },
+    BackendInfo {
+        id: BackendId::UringPollDeferBatch,
+        about: "uring-poll:defer with batched waits (min_wait 50 us, Linux 6.12): a blocking take \
+                sleeps once per batch, adding at most 50 us to an event",
         multi_consumer: false,
         delivery: Delivery::Edge,
         delivers_data: false,
