@@ -33,9 +33,10 @@ pub(crate) struct Policy {
     /// take makes it before it reads the CQ (pitfall 7).
     pub(crate) enter_for_taskrun: bool,
     /// DEFER_TASKRUN: a GETEVENTS enter posts at most
-    /// `max(20, min_complete)` deferred completions, so one that must not
-    /// wait asks for as many as the take (or the re-arm batch) can use and
-    /// the CQ has room for, with a zero timeout (pitfall 13).
+    /// `max(20, min_complete)` deferred completions, and one that asks for
+    /// more than are pending waits (pitfalls 13 and 16), so an enter that
+    /// must not wait asks for none and another follows while each posts a
+    /// full 20 (`Ring::collect`).
     pub(crate) getevents_counts: bool,
     /// DEFER_TASKRUN: with an in-place update queued, pending completion
     /// work runs before the update is submitted, which the kernel would

@@ -267,25 +267,6 @@ impl Ring {
         }
     }
 
-    /// `min_complete` and timeout of a GETEVENTS enter that should not
-    /// wait: `want` completions (no more than the CQ has room for, which
-    /// would overflow it; at least one) with a zero timeout where the
-    /// kernel posts only as many as asked for ([`Policy::getevents_counts`]);
-    /// elsewhere 0 and none. Used where `want` completions are expected
-    /// at once (arm-time completions of what was just submitted): when
-    /// fewer are pending, the enter collects fires until they pause
-    /// (pitfall 16), which is why [`Ring::run_taskrun`] does not use it.
-    fn getevents_args(&mut self, want: usize) -> (u32, Option<Duration>) {
-        if !self.policy.getevents_counts {
-            return (0, None);
-        }
-        let room = self.cq_room();
-        (
-            want.min(room).clamp(1, u32::MAX as usize) as u32,
-            Some(Duration::ZERO),
-        )
-    }
-
     /// Hands every queued SQE to the kernel without waiting.
     pub(crate) fn submit(&mut self, c: &Counters) -> io::Result<()> {
         loop {
@@ -372,27 +353,38 @@ impl Ring {
     /// Submits what is queued and collects what that posts at once (the
     /// arm-time completions of ready fds) without waiting: under Coop and
     /// Default they run on this thread as the enter returns; under Defer
-    /// they run when asked for (as many as the take and the CQ can hold,
-    /// zero timeout); under SQPOLL they come when the kernel thread gets to
-    /// them.
+    /// they run as [`Ring::collect`] asks for them (after any pending work
+    /// an in-place update must follow, as in [`Ring::run_taskrun`]); under
+    /// SQPOLL they come when the kernel thread gets to them.
     pub(crate) fn submit_and_collect(&mut self, want: usize, c: &Counters) -> io::Result<()> {
         if self.policy.kernel_submits {
             return self.submit(c);
         }
+        if self.policy.update_after_taskrun && self.update_queued && self.taskrun_pending() {
+            self.collect(0, want, Counter::EnterWait, c)?;
+        }
         let n = self.submitted();
-        let (min_complete, timeout) = self.getevents_args(want);
-        self.enter(
-            c,
-            Counter::EnterSubmit,
-            n,
-            min_complete,
-            EnterFlags::GETEVENTS,
-            WaitArgs::timeout(timeout),
-        )?;
-        Ok(())
+        self.collect(n, want, Counter::EnterSubmit, c)
     }
 
     /// Runs pending completion work (and submits) without waiting.
+    ///
+    /// Defer with an in-place update queued: run the pending completion
+    /// work *without* submitting. Submitted first, the update would find
+    /// the poll's completion work pending and be refused (-EALREADY), and
+    /// cost a cancel and a new POLL_ADD; the SQ goes with the next enter.
+    pub(crate) fn run_taskrun(&mut self, want: usize, c: &Counters) -> io::Result<()> {
+        let n = if self.policy.update_after_taskrun && self.update_queued {
+            0
+        } else {
+            self.submitted()
+        };
+        self.collect(n, want, Counter::EnterWait, c)
+    }
+
+    /// Submits `n` SQEs with a GETEVENTS enter that does not wait, counted
+    /// as `counter`, and under Defer collects up to `want` pending
+    /// completions.
     ///
     /// Defer: an enter runs at most `max(20, min_complete)` deferred
     /// completions (pitfall 13), but asking for more than are pending,
@@ -401,31 +393,22 @@ impl Ring {
     /// fires while they keep coming, and sleeps on a timer when they pause
     /// (pitfall 16). So every enter here asks for none and gives no
     /// timeout (the kernel runs up to 20 pending and returns at once), and
-    /// another follows while each runs a full 20, the take has room and the
-    /// CQ too: a burst is taken 20 completions per enter, and nothing ever
-    /// waits.
-    ///
-    /// Defer with an in-place update queued: run the pending completion
-    /// work *without* submitting. Submitted first, the update would find
-    /// the poll's completion work pending and be refused (-EALREADY), and
-    /// cost a cancel and a new POLL_ADD; the SQ goes with the next enter.
-    pub(crate) fn run_taskrun(&mut self, want: usize, c: &Counters) -> io::Result<()> {
-        let mut n = if self.policy.update_after_taskrun && self.update_queued {
-            0
-        } else {
-            self.submitted()
-        };
+    /// another follows while each runs a full 20, `want` is not reached and
+    /// the CQ has room: a burst is taken 20 completions per enter, and
+    /// nothing ever waits. This is every non-blocking Defer enter: a take's
+    /// completion work, the arm-time completions of what it submits, and
+    /// overflow recovery's re-arms.
+    fn collect(
+        &mut self,
+        mut n: u32,
+        want: usize,
+        counter: Counter,
+        c: &Counters,
+    ) -> io::Result<()> {
         let mut ran = 0;
         loop {
             let before = self.ring.completion().len();
-            self.enter(
-                c,
-                Counter::EnterWait,
-                n,
-                0,
-                EnterFlags::GETEVENTS,
-                WaitArgs::NONE,
-            )?;
+            self.enter(c, counter, n, 0, EnterFlags::GETEVENTS, WaitArgs::NONE)?;
             if !self.policy.getevents_counts {
                 return Ok(());
             }
@@ -457,29 +440,14 @@ impl Ring {
     }
 
     /// Hands `armed` re-arms of overflow recovery to the kernel at once and
-    /// collects their arm-time completions (Defer: asks for `armed` of
-    /// them). Nothing to do when none were armed, or when the kernel's SQ
-    /// thread submits.
+    /// collects their arm-time completions ([`Ring::collect`]; `armed` is
+    /// within the CQ's room, see `rearm_batch`). Nothing to do when none
+    /// were armed, or when the kernel's SQ thread submits.
     pub(crate) fn submit_rearms(&mut self, armed: usize, c: &Counters) -> io::Result<()> {
         if armed == 0 || self.policy.kernel_submits {
             return Ok(());
         }
         let n = self.submitted();
-        // Defer posts the completions only when asked to, as many as asked
-        // (`armed` is within the CQ's room: see `rearm_batch`).
-        let (min_complete, timeout) = if self.policy.getevents_counts {
-            (armed as u32, Some(Duration::ZERO))
-        } else {
-            (0, None)
-        };
-        self.enter(
-            c,
-            Counter::EnterFlush,
-            n,
-            min_complete,
-            EnterFlags::GETEVENTS,
-            WaitArgs::timeout(timeout),
-        )?;
-        Ok(())
+        self.collect(n, armed, Counter::EnterFlush, c)
     }
 }

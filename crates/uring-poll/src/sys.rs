@@ -78,14 +78,6 @@ impl WaitArgs {
         timeout: None,
         min_wait: Duration::ZERO,
     };
-
-    /// Return as soon as the enter's condition is met, or after `timeout`.
-    pub(crate) fn timeout(timeout: Option<Duration>) -> WaitArgs {
-        WaitArgs {
-            timeout,
-            min_wait: Duration::ZERO,
-        }
-    }
 }
 
 /// The longest wait an enter with a min wait is given when the caller
