@@ -68,6 +68,7 @@ impl Owner {
             let Some(reg) = g.table.get_mut(key) else {
                 continue;
             };
+            reg.extra.ring_replaced();
             let dup = dups[key.slot()].take();
             let fd = dup.as_ref().map_or(reg.fd, |d| d.as_raw_fd());
             c.incr(Counter::OtherSyscall);

@@ -142,6 +142,18 @@ impl Life {
         Ending::Rearm
     }
 
+    /// The ring its request was in is gone (a move to a new ring,
+    /// `migrate.rs`): no request of it is in the new one. An armed life
+    /// awaits its POLL_ADD there; a given-up one no longer has a request
+    /// for a delete or modify to find.
+    pub(crate) fn ring_replaced(&mut self) {
+        match *self {
+            Life::InRing { .. } | Life::OverflowRearm { .. } => *self = Life::Queued,
+            Life::GivenUp { .. } => *self = Life::GivenUp { in_ring: false },
+            Life::Queued | Life::Ended | Life::RearmOnTake => {}
+        }
+    }
+
     /// Its file could not be installed in the fixed-file table: nothing
     /// armed is re-armed any more (a request in the ring keeps counting as
     /// there; see [`Life::GivenUp`]). A life that was not armed is kept.
@@ -256,6 +268,32 @@ mod tests {
         assert!(!life.is_armed() && life.in_ring() && !life.awaits_arm());
 
         // Not armed: kept (re-arm mode still re-arms at the take).
+        let mut life = Life::RearmOnTake;
+        life.ring_replaced();
+        life.file_lost();
+        assert_eq!(life, Life::RearmOnTake);
+    }
+
+    /// A file lost while moving to a new ring: no request of it is in the
+    /// new ring, so a delete or modify must not treat one as there (it
+    /// was `GivenUp { in_ring: true }`, and a modify updated a request that
+    /// did not exist).
+    #[test]
+    fn a_file_lost_on_a_new_ring_has_no_request_there() {
+        for before in [in_ring(), Life::OverflowRearm { errors: 1 }, Life::Queued] {
+            let mut life = before;
+            life.ring_replaced();
+            assert!(life.awaits_arm(), "{before:?}");
+            life.file_lost();
+            assert_eq!(life, Life::GivenUp { in_ring: false }, "{before:?}");
+            assert!(!life.in_ring());
+        }
+        let mut life = Life::GivenUp { in_ring: true };
+        life.ring_replaced();
+        assert_eq!(life, Life::GivenUp { in_ring: false });
+        let mut life = Life::Ended;
+        life.ring_replaced();
+        assert_eq!(life, Life::Ended);
         let mut life = Life::RearmOnTake;
         life.file_lost();
         assert_eq!(life, Life::RearmOnTake);
