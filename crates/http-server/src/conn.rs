@@ -1,22 +1,15 @@
-//! One connection: its socket, what it has read and not yet parsed, what
-//! it has to write, and the request parsing (with `httparse`).
+//! One connection of the readiness loop: its socket, what it has read and
+//! not yet parsed, what it has to write, and reading and writing it on
+//! readiness events. Parsing and answering is `request.rs`'s.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Instant;
 
-use crate::response::{Responses, Status};
+use crate::request::{self, WRITE_HIGH};
+use crate::response::Responses;
 use crate::stats::Counts;
 use crate::sys;
-
-/// The most request-head bytes (request line and headers) a request may
-/// have: over it, 431.
-pub const MAX_HEAD: usize = 8 * 1024;
-/// The most headers a request may have: over it, 431.
-const MAX_HEADERS: usize = 64;
-/// Bytes of responses queued before the connection stops reading and waits
-/// for the client to read (pipelining clients cannot make it buffer more).
-const WRITE_HIGH: usize = 256 * 1024;
 
 /// Where the connection's readiness interest is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,94 +156,17 @@ impl Conn {
 
     /// Parses and answers every complete request in `rbuf`.
     fn answer(&mut self, responses: &Responses, path: &[u8], c: &mut Counts) {
-        let mut pos = 0;
-        while !self.close_after && self.queued() < WRITE_HIGH {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut req = httparse::Request::new(&mut headers);
-            let (status, keep, http10, head, used) = match req.parse(&self.rbuf[pos..]) {
-                Ok(httparse::Status::Complete(used)) => {
-                    let http10 = req.version == Some(0);
-                    let mut keep = !http10;
-                    let mut body = 0usize;
-                    let mut bad = false;
-                    for h in req.headers.iter() {
-                        if h.name.eq_ignore_ascii_case("connection") {
-                            let v = h.value;
-                            if has_token(v, b"close") {
-                                keep = false;
-                            } else if has_token(v, b"keep-alive") {
-                                keep = true;
-                            }
-                        } else if h.name.eq_ignore_ascii_case("content-length") {
-                            match std::str::from_utf8(h.value)
-                                .ok()
-                                .and_then(|v| v.trim().parse().ok())
-                            {
-                                Some(n) => body = n,
-                                None => bad = true,
-                            }
-                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            // No request bodies of unknown length here.
-                            bad = true;
-                        }
-                    }
-                    if used > MAX_HEAD {
-                        (Status::HeadersTooLarge, false, http10, false, used)
-                    } else if bad {
-                        (Status::BadRequest, false, http10, false, used)
-                    } else if self.rbuf.len() - pos - used < body {
-                        // The body has not all arrived.
-                        if body > MAX_HEAD {
-                            (Status::HeadersTooLarge, false, http10, false, used)
-                        } else {
-                            break;
-                        }
-                    } else {
-                        let method = req.method.unwrap_or("");
-                        let head = method == "HEAD";
-                        let status = if method != "GET" && !head {
-                            Status::MethodNotAllowed
-                        } else if req.path.map(str::as_bytes) != Some(path) {
-                            Status::NotFound
-                        } else {
-                            Status::Ok
-                        };
-                        // An HTTP/1.0 client is told keep-alive only with 200.
-                        let keep = keep && (!http10 || status == Status::Ok);
-                        (status, keep, http10, head, used + body)
-                    }
-                }
-                Ok(httparse::Status::Partial) => {
-                    if self.rbuf.len() - pos > MAX_HEAD {
-                        (Status::HeadersTooLarge, false, false, false, 0)
-                    } else {
-                        break;
-                    }
-                }
-                Err(httparse::Error::TooManyHeaders) => {
-                    (Status::HeadersTooLarge, false, false, false, 0)
-                }
-                Err(_) => (Status::BadRequest, false, false, false, 0),
-            };
-            pos += used;
-            c.requests += 1;
-            match status {
-                Status::Ok => c.ok += 1,
-                Status::NotFound => c.not_found += 1,
-                Status::BadRequest => c.bad_request += 1,
-                Status::MethodNotAllowed => c.method_not_allowed += 1,
-                Status::HeadersTooLarge => c.headers_too_large += 1,
-            }
-            self.wbuf
-                .extend_from_slice(responses.get(status, keep, http10, head));
-            if !keep {
-                self.close_after = true;
-            }
-        }
         if self.close_after {
             self.rbuf.clear();
+            return;
+        }
+        let room = WRITE_HIGH.saturating_sub(self.queued());
+        let done = request::answer(&self.rbuf, &mut self.wbuf, room, responses, path, c);
+        if done.close {
+            self.close_after = true;
+            self.rbuf.clear();
         } else {
-            self.rbuf.drain(..pos);
+            self.rbuf.drain(..done.used);
         }
     }
 
@@ -281,11 +197,4 @@ impl Conn {
         self.wpos = 0;
         Sent::All
     }
-}
-
-/// Whether a comma-separated header value holds `token` (any case).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }

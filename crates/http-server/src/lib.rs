@@ -33,6 +33,7 @@ use slab::Slab;
 use userpoll::{Control, Events, Interest, Poller};
 
 mod conn;
+pub mod request;
 pub mod response;
 pub mod stats;
 pub mod sys;
