@@ -22,21 +22,31 @@
 //!   arrived meanwhile);
 //! - SIGUSR1 prints a [`stats::Report`] (one JSON line on stdout);
 //!   SIGINT/SIGTERM print it and stop, closing every connection.
+//!
+//! The same server also runs on a completion loop that is not a readiness
+//! backend: `uring-recv` ([`uring::UringServer`]: multishot accept and
+//! multishot recv into provided buffers on io_uring, so the kernel hands
+//! over the data and no `recv` call follows it). [`ServerBackend`] names
+//! either; both answer through [`request::answer`].
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use anypoll::{AnyPoller, Backend};
+use anypoll::AnyPoller;
 use slab::Slab;
 use userpoll::{Control, Events, Interest, Poller};
 
+pub mod backend;
 mod conn;
 pub mod request;
 pub mod response;
 pub mod stats;
 pub mod sys;
+pub mod uring;
+
+pub use backend::{SendWith, ServerBackend};
 
 use conn::{Conn, Next, Want};
 use response::Responses;
@@ -60,6 +70,14 @@ pub struct Config {
     pub max_connections: usize,
     /// A connection with no progress for this long is closed.
     pub idle_timeout: Duration,
+    /// `uring-recv` only: provided buffers (a power of two; 0: sized to
+    /// `max_connections`, 64 bytes of pool each).
+    pub recv_buffers: usize,
+    /// `uring-recv` only: bytes of each provided buffer.
+    pub recv_buffer_size: u32,
+    /// `uring-recv` only: CQ entries (0: four per connection, at least
+    /// 8,192; tests make it small to overflow it).
+    pub cq_entries: u32,
 }
 
 impl Default for Config {
@@ -69,6 +87,9 @@ impl Default for Config {
             body_len: 0,
             max_connections: 10_000,
             idle_timeout: Duration::from_secs(60),
+            recv_buffers: 0,
+            recv_buffer_size: 4096,
+            cq_entries: 0,
         }
     }
 }
@@ -326,8 +347,8 @@ impl<P: Poller> Server<P> {
 /// [`Config`].
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// The backend the loop runs on.
-    pub backend: Backend,
+    /// The loop and the backend it runs on.
+    pub backend: ServerBackend,
     /// Address to listen on (port 0: any free port).
     pub listen: SocketAddr,
     /// Listen backlog (the kernel caps it at `net.core.somaxconn`).
@@ -348,11 +369,32 @@ pub fn serve(opts: &ServeOptions) -> io::Result<()> {
     // thread blocks the signals the loop reads from its signalfd.
     let signals = sys::signalfd()?;
     let listener = sys::listen(opts.listen, opts.backlog)?;
-    let poller = AnyPoller::new(opts.backend, capacity(&opts.config)).map_err(|e| {
+    let backend = match opts.backend {
+        ServerBackend::Readiness(b) => b,
+        ServerBackend::UringRecv(send_with) => {
+            let mut server = uring::UringServer::new(
+                listener,
+                Some(signals),
+                opts.config.clone(),
+                send_with,
+                opts.backend.to_string(),
+            )
+            .map_err(|e| io::Error::new(e.kind(), format!("backend {}: {e}", opts.backend)))?;
+            let mut out = io::stdout().lock();
+            announce(
+                &mut out,
+                server.local_addr()?,
+                opts.backend,
+                &server.describe(),
+            )?;
+            return server.run(&mut out);
+        }
+    };
+    let poller = AnyPoller::new(backend, capacity(&opts.config)).map_err(|e| {
         // The library's errors carry only their errno; say why for a person.
-        match opts.backend.explain(&e) {
-            Some(why) => io::Error::new(e.kind(), format!("backend {}: {e}: {why}", opts.backend)),
-            None => io::Error::new(e.kind(), format!("backend {}: {e}", opts.backend)),
+        match backend.explain(&e) {
+            Some(why) => io::Error::new(e.kind(), format!("backend {backend}: {e}: {why}")),
+            None => io::Error::new(e.kind(), format!("backend {backend}: {e}")),
         }
     })?;
     let describe = poller.describe();
@@ -361,16 +403,25 @@ pub fn serve(opts: &ServeOptions) -> io::Result<()> {
         listener,
         Some(signals),
         opts.config.clone(),
-        opts.backend.to_string(),
+        backend.to_string(),
     )?;
     let mut out = io::stdout().lock();
+    announce(&mut out, server.local_addr()?, opts.backend, &describe)?;
+    server.run(&mut out)
+}
+
+/// The first line on stdout: `listening on ADDR backend ID (DESCRIPTION)
+/// pid PID`.
+fn announce(
+    out: &mut dyn Write,
+    addr: SocketAddr,
+    backend: ServerBackend,
+    describe: &str,
+) -> io::Result<()> {
     writeln!(
         out,
-        "listening on {} backend {} ({describe}) pid {}",
-        server.local_addr()?,
-        opts.backend,
+        "listening on {addr} backend {backend} ({describe}) pid {}",
         std::process::id()
     )?;
-    out.flush()?;
-    server.run(&mut out)
+    out.flush()
 }

@@ -36,8 +36,12 @@ pub struct Counts {
     /// `close` calls.
     pub close_calls: u64,
     /// `modify` calls: switching a connection between read and write
-    /// interest.
+    /// interest (`uring-recv`: re-arming a recv cancelled while the output
+    /// was over its limit, the same switch back).
     pub modify_calls: u64,
+    /// `uring-recv` only: multishot recvs the kernel ended with ENOBUFS
+    /// (the provided buffer ring was empty), each re-armed.
+    pub recv_no_buffers: u64,
     /// Times accepting paused because fds ran out (EMFILE, ENFILE) or the
     /// poller was full.
     pub accept_paused: u64,

@@ -75,9 +75,9 @@ pub struct HttpArgs {
 /// Options of the internal `__serve`.
 #[derive(Debug, Args, Clone)]
 pub struct ServeArgs {
-    /// Backend id.
+    /// Backend id (a readiness backend or uring-recv).
     #[arg(long)]
-    pub backend: anypoll::Backend,
+    pub backend: http_server::ServerBackend,
     /// Address to listen on.
     #[arg(long)]
     pub listen: std::net::SocketAddr,
