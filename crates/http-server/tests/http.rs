@@ -1,164 +1,19 @@
-//! The server on every backend, as its own process, driven by real sockets:
+//! The server on every backend (the readiness backends and the io_uring
+//! completion loop, `uring-recv`), as its own process, driven by real sockets:
 //! keep-alive, pipelining, HTTP/1.0 close, 404, 400, 431, a reset
 //! mid-response, a disconnect mid-request, the idle timeout, 1,000
 //! concurrent connections each served exactly once, and the server's fd
 //! count back to where it started after each. A short `wrk` run per backend
 //! when `wrk` is installed (`.ci/run` installs it).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
 
-use anypoll::Backend;
+mod support;
 
-/// How long a test waits for something the server must do.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// A running `userpoll-http`.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    backend: Backend,
-}
-
-impl Server {
-    /// Starts the server on `backend` on a free loopback port, or `None`
-    /// (with the reason printed) when this kernel lacks the backend.
-    fn start(backend: Backend, extra: &[&str]) -> Option<Server> {
-        if !backend.is_supported() {
-            eprintln!("SKIPPED {backend}: not supported by this kernel");
-            return None;
-        }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_userpoll-http"))
-            .args(["--backend", &backend.to_string(), "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start userpoll-http");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap_or_else(|| panic!("{backend}: unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
-        Some(Server {
-            child,
-            addr,
-            backend,
-        })
-    }
-
-    /// The server process's open fds.
-    fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
-            .unwrap()
-            .count()
-    }
-
-    /// Waits until the server's fd count is `want` (connections close
-    /// asynchronously to the client's view).
-    fn expect_fds(&self, want: usize, why: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        while self.fds() != want && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(self.fds(), want, "{}: fds leaked {why}", self.backend);
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(PATIENCE)).unwrap();
-        s
-    }
-
-    /// Stops the server (SIGTERM) and returns its report line.
-    fn stop(mut self) -> String {
-        let pid = rustix::process::Pid::from_child(&self.child);
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let mut out = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "{}: server exited {status}", self.backend);
-        out
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Header (name in lower case, value) pairs.
-type Headers = Vec<(String, String)>;
-
-/// One response read from `s`: the status code, the headers and the body.
-fn response(s: &mut impl Read) -> io::Result<(u16, Headers, Vec<u8>)> {
-    let mut head = Vec::new();
-    let mut byte = [0u8];
-    while !head.ends_with(b"\r\n\r\n") {
-        match s.read(&mut byte) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(_) => head.push(byte[0]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let text = String::from_utf8(head).unwrap();
-    let mut lines = text.split("\r\n");
-    let status: u16 = lines.next().unwrap()[9..12].parse().unwrap();
-    let headers: Headers = lines
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let (n, v) = l.split_once(':').unwrap();
-            (n.to_ascii_lowercase(), v.trim().to_owned())
-        })
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    let mut body = vec![0; len];
-    s.read_exact(&mut body)?;
-    Ok((status, headers, body))
-}
-
-/// Whether the server closed (or reset) `s`: a read finds the end of the
-/// stream, or an error other than a timeout.
-fn closed_by_server(s: &mut TcpStream) -> bool {
-    let mut b = [0u8; 16];
-    loop {
-        match s.read(&mut b) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Ok(0) => return true,
-            Ok(_) => return false,
-            Err(e) => {
-                return !matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                )
-            }
-        }
-    }
-}
-
-fn each_backend(test: impl Fn(Backend)) {
-    for &b in Backend::ALL {
-        test(b);
-    }
-}
+use support::{closed_by_server, each_backend, reset, response, Server};
 
 #[test]
 fn keep_alive_pipelining_http10_and_404() {
@@ -295,12 +150,6 @@ fn bad_input_gets_400_431_405_and_costs_one_connection() {
     });
 }
 
-/// Closes `s` with SO_LINGER 0: the peer gets a reset, not a FIN.
-fn reset(s: TcpStream) {
-    rustix::net::sockopt::set_socket_linger(&s, Some(Duration::ZERO)).unwrap();
-    drop(s);
-}
-
 #[test]
 fn reset_mid_response_and_disconnect_mid_request_cost_one_connection() {
     each_backend(|b| {
@@ -410,5 +259,52 @@ fn wrk_sees_no_errors_and_only_2xx() {
         assert!(!text.contains("Non-2xx"), "{b}: {text}");
         assert!(text.contains("Requests/sec"), "{b}: {text}");
         srv.expect_fds(start, "after wrk");
+    });
+}
+
+#[test]
+fn at_max_connections_accepting_pauses_until_one_closes() {
+    each_backend(|b| {
+        let Some(srv) = Server::start(b, &["--max-connections", "2"]) else {
+            return;
+        };
+        let start = srv.fds();
+        let mut served: Vec<TcpStream> = (0..2).map(|_| srv.connect()).collect();
+        for s in &mut served {
+            s.write_all(b"GET /ind HTTP/1.1\r\n\r\n").unwrap();
+            assert_eq!(response(s).unwrap().0, 200, "{b}");
+        }
+        // A third client connects (the kernel completes the handshake
+        // from the backlog) but is not served while two are open.
+        let mut third = srv.connect();
+        third.write_all(b"GET /ind HTTP/1.1\r\n\r\n").unwrap();
+        third
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let read = loop {
+            match third.read(&mut byte) {
+                // A child of another test ending (SIGCHLD).
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r,
+            }
+        };
+        match read {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            other => panic!("{b}: served over the limit of 2: {other:?}"),
+        }
+        // One closes: the third is served.
+        drop(served.remove(0));
+        third.set_read_timeout(Some(support::PATIENCE)).unwrap();
+        assert_eq!(response(&mut third).unwrap().0, 200, "{b}: after a close");
+        drop(third);
+        drop(served);
+        srv.expect_fds(start, "after the limit");
+        let report = srv.stop();
+        assert!(!report.contains("\"accept_paused\":0"), "{b}: {report}");
     });
 }
