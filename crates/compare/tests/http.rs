@@ -1,5 +1,6 @@
-//! `compare http` end to end, small: the real server on two backends,
-//! driven by wrk (when installed) and by the new-connection client.
+//! `compare http` end to end, small: the real server on three readiness
+//! backends and the io_uring completion loop, driven by wrk (when
+//! installed) and by the new-connection client.
 
 mod common;
 
@@ -21,7 +22,7 @@ fn http_measures_every_backend_with_both_clients_and_writes_json() {
         .args([
             "http",
             "--backends",
-            "reference,uring-poll:defer,epoll-ring:inline",
+            "reference,uring-poll:defer,epoll-ring:inline,uring-recv",
         ])
         .args(["--connections", connections, "--new-connection", "20"])
         .args(["--requests", "400", "--duration", "1s", "--reps", "1"])
@@ -44,7 +45,7 @@ fn http_measures_every_backend_with_both_clients_and_writes_json() {
     let samples = doc["samples"].as_array().unwrap();
     let shapes = if wrk { 2 } else { 1 };
     let skipped = doc["skipped"].as_object().unwrap().len();
-    assert_eq!(samples.len(), (3 - skipped) * shapes, "{doc}");
+    assert_eq!(samples.len(), (4 - skipped) * shapes, "{doc}");
     for s in samples {
         assert!(s["requests"].as_u64().unwrap() > 0, "{s}");
         assert_eq!(s["errors"].as_u64(), Some(0), "{s}");
@@ -62,7 +63,12 @@ fn http_measures_every_backend_with_both_clients_and_writes_json() {
         }
     }
     assert!(dir.join("http.svg").is_file(), "no plot");
-    for b in ["reference", "uring-poll-defer", "epoll-ring-inline"] {
+    for b in [
+        "reference",
+        "uring-poll-defer",
+        "epoll-ring-inline",
+        "uring-recv",
+    ] {
         if samples
             .iter()
             .any(|s| s["backend"].as_str().map(crate_stem) == Some(b.into()))
@@ -91,5 +97,9 @@ fn http_refuses_an_unknown_backend_before_running() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown backend \"uring-pol\""), "{err}");
+    assert!(
+        err.contains("uring-recv"),
+        "the valid ids are listed: {err}"
+    );
     assert!(!dir.exists(), "an invalid run created its results folder");
 }

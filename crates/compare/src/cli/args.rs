@@ -41,8 +41,9 @@ pub enum Cmd {
 /// Options of `compare http`.
 #[derive(Debug, Args, Clone)]
 pub struct HttpArgs {
-    /// Servers to run, comma-separated: backend ids and `nginx` (default:
-    /// every backend available here, then nginx if installed).
+    /// Servers to run, comma-separated: backend ids (readiness backends,
+    /// uring-recv, uring-recv:direct-send) and `nginx` (default: every
+    /// backend available here, then nginx if installed).
     #[arg(long, value_delimiter = ',')]
     pub backends: Option<Vec<String>>,
     /// wrk keep-alive runs, one per connection count, comma-separated (0:

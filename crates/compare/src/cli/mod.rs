@@ -85,8 +85,7 @@ pub fn main() -> i32 {
 fn http(args: &HttpArgs) -> i32 {
     use crate::http::{HttpConfig, Shape, NGINX};
     let backends = args.backends.clone().unwrap_or_else(|| {
-        let mut all: Vec<String> = anypoll::Backend::ALL
-            .iter()
+        let mut all: Vec<String> = http_server::ServerBackend::all()
             .filter(|b| b.is_supported())
             .map(|b| b.to_string())
             .collect();
@@ -95,7 +94,7 @@ fn http(args: &HttpArgs) -> i32 {
     });
     for b in &backends {
         if b != NGINX {
-            if let Err(e) = b.parse::<anypoll::Backend>() {
+            if let Err(e) = b.parse::<http_server::ServerBackend>() {
                 eprintln!("error: --backends: {e}, or nginx");
                 return 2;
             }

@@ -1,4 +1,5 @@
-//! `compare http`: the real-server scenario. For each backend (and nginx
+//! `compare http`: the real-server scenario. For each backend (the
+//! readiness backends, the io_uring completion loop `uring-recv`, and nginx
 //! as a yardstick), `userpoll-http` runs as its own process and real
 //! clients drive it: `wrk` keep-alive load at several connection counts,
 //! and the EPOLL_USERPOLL series' shape (a new connection per request).
@@ -260,7 +261,7 @@ fn one(
             Err(why) => return Ok(Err(why)),
         }
     } else {
-        let parsed: Result<anypoll::Backend, _> = backend.parse();
+        let parsed: Result<http_server::ServerBackend, _> = backend.parse();
         match parsed {
             Ok(b) if !b.is_supported() => {
                 return Ok(Err("this kernel lacks its io_uring setup".into()))
