@@ -52,6 +52,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
+use std::mem::ManuallyDrop;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
 use std::sync::OnceLock;
@@ -141,13 +142,15 @@ enum Accepting {
 
 /// The completion loop's server.
 pub struct UringServer {
-    // Declared first so it drops first: no request of the ring outlives
-    // the buffer memory or a connection's send buffer.
-    ring: IoUring,
-    bufs: BufRing,
+    /// Closed first by `Drop`.
+    ring: ManuallyDrop<IoUring>,
+    /// Freed by `Drop` only once no recv can still write into it.
+    bufs: ManuallyDrop<BufRing>,
     listener: TcpListener,
     signals: Option<OwnedFd>,
-    conns: Slab<Conn>,
+    /// Freed by `Drop` only once no send can still read a connection's
+    /// buffer.
+    conns: ManuallyDrop<Slab<Conn>>,
     /// Connections open and not closing (the limit counts these).
     live: usize,
     /// Accepted beyond the limit before the accept's cancel took effect.
@@ -199,11 +202,11 @@ impl UringServer {
         let ring = build(SQ_ENTRIES.min(cq), cq)?;
         let bufs = register_buffers(&ring, &config)?;
         Ok(UringServer {
-            ring,
-            bufs,
+            ring: ManuallyDrop::new(ring),
+            bufs: ManuallyDrop::new(bufs),
             listener,
             signals,
-            conns: Slab::with_capacity(config.max_connections),
+            conns: ManuallyDrop::new(Slab::with_capacity(config.max_connections)),
             live: 0,
             parked: VecDeque::new(),
             accepting: Accepting::Off,
@@ -353,7 +356,7 @@ impl UringServer {
             // Every SQE of this loop points at memory that outlives its
             // request: a connection's `sending` buffer, untouched and kept
             // (the connection stays in the slab) until the send's CQE; the
-            // buffer ring, which outlives the ring (field order); or nothing.
+            // buffer ring, which outlives the ring (`Drop`); or nothing.
             // SAFETY: as just said, what `sqe` points to outlives it.
             if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
                 self.counters.incr(Counter::SqesSubmitted);
@@ -422,6 +425,31 @@ impl UringServer {
     }
 }
 
+impl Drop for UringServer {
+    /// A connection leaves the slab only after its last completion, so an
+    /// empty slab (every clean `run` ends so) means no request reads or
+    /// writes our memory any more: the buffers and connections are freed.
+    /// Otherwise (`run` failed, or a shutdown outlived its 5 s) requests
+    /// may still be in flight, and closing the ring cancels them
+    /// asynchronously in the kernel: the buffer pool and the send buffers
+    /// are leaked rather than freed under them. The ring closes first in
+    /// either case (`BufRing::register`'s contract).
+    fn drop(&mut self) {
+        let idle = self.conns.is_empty();
+        // SAFETY: the ring is not used again.
+        unsafe { ManuallyDrop::drop(&mut self.ring) };
+        if idle {
+            // SAFETY: neither field is used again, the ring that had the
+            // buffer group registered is closed, and nothing in flight
+            // points into them (above).
+            unsafe {
+                ManuallyDrop::drop(&mut self.conns);
+                ManuallyDrop::drop(&mut self.bufs);
+            }
+        }
+    }
+}
+
 /// The provided buffers: `recv_buffers` x `recv_buffer_size` from the
 /// config (0 buffers: sized to the connections, 64 bytes of pool each,
 /// for a burst of a request from every connection between two turns),
@@ -434,8 +462,8 @@ fn register_buffers(ring: &IoUring, config: &Config) -> io::Result<BufRing> {
         n => n,
     };
     let count = count.next_power_of_two().clamp(1, MAX_RING_ENTRIES);
-    // SAFETY: the BufRing is kept by the UringServer, which drops its ring
-    // first (field order).
+    // SAFETY: the BufRing is kept by the UringServer, whose Drop closes the
+    // ring first.
     match unsafe { BufRing::register(ring, BGID, count, size, true) } {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) && config.recv_buffers == 0 => {
             let whole = (config.max_connections + 2)
