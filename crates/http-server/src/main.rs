@@ -20,8 +20,9 @@ use http_server::{Config, ServerBackend};
 struct Args {
     /// The backend, by its compare id: a readiness backend (reference,
     /// epoll-ring, epoll-ring:inline, uring-poll, uring-poll:coop,
-    /// uring-poll:defer, uring-poll:sqpoll, uring-poll:rearm,
-    /// uring-poll:rearm+defer) or the io_uring completion loop
+    /// uring-poll:defer, uring-poll:defer+batch, uring-poll:sqpoll,
+    /// uring-poll:rearm, uring-poll:rearm+defer) or the io_uring
+    /// completion loop
     /// (uring-recv, uring-recv:direct-send).
     #[arg(long, default_value = "uring-poll:defer")]
     backend: ServerBackend,
