@@ -55,7 +55,13 @@ pub mod ring;
 mod sync;
 
 #[cfg(not(loom))]
+mod driver;
+#[cfg(not(loom))]
+mod instance;
+#[cfg(not(loom))]
 mod poller;
 
 #[cfg(not(loom))]
-pub use poller::{DriverMode, EpollRing, RingControl, SPINS_BEFORE_PARK};
+pub use driver::DriverMode;
+#[cfg(not(loom))]
+pub use poller::{EpollRing, RingControl, SPINS_BEFORE_PARK};

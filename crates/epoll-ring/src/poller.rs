@@ -1,12 +1,11 @@
 //! [`EpollRing`]: a [`Poller`] whose events come out of a userpoll [`Ring`],
-//! and the driver that fills the ring from a kernel epoll instance.
+//! and [`RingControl`], its [`Control`]: the contract's side of the crate.
 //!
-//! Every registration is added once to the driver's epoll instance with
-//! `EPOLLET` and the epoll data `generation << 32 | slot`, and is never
-//! re-armed. The driver takes what `epoll_wait` reports and publishes it
-//! with [`Ring::publish`]; the consumer takes from the ring without a
-//! system call. The driver runs on a thread of its own
-//! ([`DriverMode::Thread`]) or inside `wait` ([`DriverMode::Inline`]).
+//! The consumer takes from the ring without a system call; on an empty ring
+//! it parks ([`DriverMode::Thread`]) or runs the driver itself
+//! ([`DriverMode::Inline`]). What the consumers share with the driver is in
+//! [`instance`](crate::instance); the driver thread is in
+//! [`driver`](crate::driver).
 //!
 //! How each rule of the contract is kept:
 //! - S1, S2, S4: `EPOLLET` registrations are never re-armed; epoll checks
@@ -15,7 +14,8 @@
 //!   and one take stops at the tail it read first ([`Ring::take`]).
 //! - S5, S6: `delete` and `modify` retire the slot ([`Ring::retire`]):
 //!   the generation moves on, so an epoll event the driver fetched for the
-//!   old registration is dropped as [`Publish::Stale`] even when the driver
+//!   old registration is dropped as
+//!   [`Publish::Stale`](crate::ring::Publish::Stale) even when the driver
 //!   is mid-publish; a queued item is marked `EPOLLREMOVED` and skipped.
 //! - S7: `EPOLLONESHOT` in epoll and in the ring item. S8, S9: the
 //!   [`Table`] and the ring's capacity limit. S10: the index ring cannot
@@ -35,293 +35,23 @@
 //!   child's fds and neither signals nor joins the parent's driver.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::thread::JoinHandle;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rustix::event::epoll;
-use userpoll::bits::{ET, ONESHOT};
 use userpoll::fork::ForkCheck;
-use userpoll::sys::{
-    deadline, errno, futex_wait, futex_wake_all as futex_wake, timeout_ms, EpollBuffer,
-};
+use userpoll::sys::{deadline, futex_wait, timeout_ms, EpollBuffer};
 use userpoll::table::Table;
-use userpoll::{Control, Counter, Counters, Event, Events, Interest, Poller, Ready, Stats};
+use userpoll::{Control, Counter, Counters, Events, Interest, Poller, Stats};
 
-use crate::ring::{Publish, Ring};
+use crate::driver::{DriverMode, DriverThread};
+use crate::instance::{events_word, key, Ctl, Park, RingInstance, DRIVER_BATCH, WAKE_KEY};
+use crate::ring::Ring;
 
-/// Epoll data of the driver's stop eventfd; never a registration key
-/// (slots are below 65536).
-const STOP_KEY: u64 = u64::MAX;
-/// Epoll data of the inline mode's wake-up eventfd.
-const WAKE_KEY: u64 = u64::MAX - 1;
 /// How many times a consumer checks an empty ring before it parks.
 pub const SPINS_BEFORE_PARK: u64 = 256;
-/// Most events one `epoll_wait` of the driver returns.
-const DRIVER_BATCH: usize = 1024;
-
-/// Where the producer (the driver) runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DriverMode {
-    /// A dedicated driver thread blocks in `epoll_wait` and publishes. While
-    /// events flow the consumer makes no system call; on an empty ring it
-    /// spins [`SPINS_BEFORE_PARK`] times, then parks on a futex that the
-    /// driver wakes only when a consumer is parked.
-    Thread,
-    /// No extra thread: `wait` on an empty ring runs the driver itself (one
-    /// `epoll_wait` with the caller's timeout), then takes.
-    Inline,
-}
-
-/// What the consumers park on. The driver bumps `seq` after each batch
-/// that queued something and calls `futex_wake` only if `waiters` is
-/// non-zero.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct Park {
-    seq: AtomicU32,
-    waiters: AtomicU32,
-}
-
-#[derive(Debug)]
-struct RingInstance {
-    ring: Ring,
-    epfd: OwnedFd,
-    table: Mutex<Table<()>>,
-    counters: Counters,
-    park: Park,
-    stopping: AtomicBool,
-    /// Set when the driver thread's `epoll_wait` fails for good.
-    /// Its errno: every consumer's `wait` then fails with it.
-    failed: OnceLock<i32>,
-    process: ForkCheck,
-    /// A wake ([`Control::wake`]) not yet seen by a `wait`.
-    woken: AtomicBool,
-    /// Inline mode: in the epoll set with [`WAKE_KEY`], edge-triggered, so
-    /// a wake ends a consumer's `epoll_wait`. (A driver thread's consumers
-    /// park on the futex, which a wake bumps instead.)
-    wakefd: Option<OwnedFd>,
-    /// Driver thread mode: the fd [`Poller::pollable_fd`] gives, written
-    /// after every batch that queued something (and on a wake) once
-    /// `nested`.
-    notifyfd: Option<OwnedFd>,
-    /// `pollable_fd` was called: keep `notifyfd` up to date.
-    nested: AtomicBool,
-}
-
-impl RingInstance {
-    /// The table, locked; EPERM in a forked child.
-    fn table(&self) -> io::Result<MutexGuard<'_, Table<()>>> {
-        self.process.check()?;
-        // Every table mutation is a single call that leaves it consistent,
-        // so a lock poisoned by a panic elsewhere is still usable.
-        Ok(self.table.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// One `epoll_ctl`: `Add` and `Mod` with the registration's event word
-    /// ([`events_word`]) and `key` as data; `Del` (interest `None`) with
-    /// neither.
-    fn ctl(
-        &self,
-        op: Ctl,
-        fd: BorrowedFd<'_>,
-        interest: Option<Interest>,
-        key: u64,
-    ) -> io::Result<()> {
-        let flags = epoll::EventFlags::from_bits_retain(interest.map_or(0, events_word));
-        let data = epoll::EventData::new_u64(key);
-        self.counters.incr(Counter::EpollCtl);
-        Ok(match op {
-            Ctl::Add => epoll::add(&self.epfd, fd, data, flags),
-            Ctl::Mod => epoll::modify(&self.epfd, fd, data, flags),
-            Ctl::Del => epoll::delete(&self.epfd, fd),
-        }?)
-    }
-
-    /// One round of the driver: `epoll_wait` for up to `ms` milliseconds
-    /// (-1: no limit), then publish what it reported. Returns whether the
-    /// stop eventfd was among the events.
-    fn drive(&self, buf: &mut EpollBuffer, ms: i32) -> io::Result<bool> {
-        self.counters.incr(Counter::EpollWait);
-        let got = match buf.wait(self.epfd.as_fd(), buf.len(), ms) {
-            Ok(got) => got,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        let (mut queued, mut coalesced, mut dropped, mut stop) = (0, 0, 0, false);
-        for (key, bits) in got {
-            if key == STOP_KEY {
-                stop = true;
-                continue;
-            }
-            if key == WAKE_KEY {
-                continue;
-            }
-            match self.ring.publish(key as u32, (key >> 32) as u32, bits) {
-                Publish::Queued => queued += 1,
-                Publish::Coalesced => coalesced += 1,
-                Publish::Stale | Publish::Masked => dropped += 1,
-            }
-        }
-        self.counters.add(Counter::EventsPublished, queued);
-        self.counters.add(Counter::FiresCoalesced, coalesced);
-        self.counters.add(Counter::StaleDropped, dropped);
-        if queued > 0 {
-            self.wake();
-        }
-        Ok(stop)
-    }
-
-    /// Wakes every parked consumer, with a system call only if one is
-    /// parked.
-    fn wake(&self) {
-        // SeqCst on both sides (here: seq then waiters; the consumer:
-        // waiters then seq, then the ring): either we see its waiters
-        // increment and wake it, or it sees our seq bump, and with it the
-        // tail we published before, and does not sleep.
-        self.park.seq.fetch_add(1, Ordering::SeqCst);
-        if self.park.waiters.load(Ordering::SeqCst) != 0 {
-            self.counters.incr(Counter::FutexWake);
-            futex_wake(&self.park.seq);
-        }
-        // Nested: an outer loop waits on the notify fd instead.
-        if let Some(fd) = self
-            .notifyfd
-            .as_ref()
-            .filter(|_| self.nested.load(Ordering::SeqCst))
-        {
-            self.counters.incr(Counter::OtherSyscall);
-            // EAGAIN (the counter is full) leaves it readable, as wanted.
-            let _ = userpoll::sys::eventfd_signal(fd.as_fd());
-        }
-    }
-
-    /// Nested, driver thread mode: makes the notify fd unreadable before a
-    /// take, so that what is published after the take signals it again.
-    fn reset_notify(&self) {
-        if let Some(fd) = self
-            .notifyfd
-            .as_ref()
-            .filter(|_| self.nested.load(Ordering::SeqCst))
-        {
-            self.counters.incr(Counter::OtherSyscall);
-            // EAGAIN: it was not readable.
-            let _ = userpoll::sys::eventfd_drain(fd.as_fd());
-        }
-    }
-
-    fn take(&self, events: &mut Events) -> io::Result<usize> {
-        let room = events.remaining();
-        let taken = self.ring.take(room, |_, data, bits| {
-            events.push(Event::new(data, Ready::from_bits(bits)));
-        })?;
-        self.counters
-            .add(Counter::EventsDelivered, taken.events as u64);
-        self.counters
-            .add(Counter::StaleDropped, taken.removed as u64);
-        Ok(taken.events)
-    }
-
-    fn check_driver(&self) -> io::Result<()> {
-        match self.failed.get() {
-            Some(&e) => Err(errno(e)),
-            None => Ok(()),
-        }
-    }
-}
-
-/// The `epoll_ctl` operations.
-#[derive(Debug, Clone, Copy)]
-enum Ctl {
-    Add,
-    Mod,
-    Del,
-}
-
-/// The epoll event word of a registration: the readiness bits, `EPOLLET`
-/// always, and `EPOLLONESHOT` when asked for. Also the ring item's `events`.
-fn events_word(interest: Interest) -> u32 {
-    interest.mask() | ET | (interest.bits() & ONESHOT)
-}
-
-fn key(generation: u32, slot: u32) -> u64 {
-    userpoll::table::Key::new(slot, generation).to_u64()
-}
-
-/// The driver thread of [`DriverMode::Thread`]; stopped and joined when
-/// the last consumer drops.
-#[derive(Debug)]
-struct DriverThread {
-    shared: Arc<RingInstance>,
-    stopfd: OwnedFd,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl DriverThread {
-    fn start(shared: Arc<RingInstance>) -> io::Result<DriverThread> {
-        let stopfd = userpoll::sys::eventfd()?;
-        shared.counters.incr(Counter::EpollCtl);
-        epoll::add(
-            &shared.epfd,
-            &stopfd,
-            epoll::EventData::new_u64(STOP_KEY),
-            epoll::EventFlags::IN,
-        )?;
-        let batch = shared.ring.capacity().min(DRIVER_BATCH) + 1;
-        let for_thread = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("epoll-ring-driver".into())
-            .spawn(move || run_driver(&for_thread, batch))?;
-        Ok(DriverThread {
-            shared,
-            stopfd,
-            thread: Some(thread),
-        })
-    }
-}
-
-fn run_driver(shared: &RingInstance, batch: usize) {
-    let mut buf = EpollBuffer::new(batch);
-    loop {
-        match shared.drive(&mut buf, -1) {
-            Ok(stop) => {
-                if stop && shared.stopping.load(Ordering::Acquire) {
-                    return;
-                }
-            }
-            Err(e) => {
-                // epoll_wait on our own epoll fd does not fail in normal
-                // operation; report it to every consumer instead of
-                // leaving them parked forever.
-                let _ = shared.failed.set(e.raw_os_error().unwrap_or(libc::EIO));
-                shared.park.seq.fetch_add(1, Ordering::SeqCst);
-                futex_wake(&shared.park.seq);
-                return;
-            }
-        }
-    }
-}
-
-impl Drop for DriverThread {
-    fn drop(&mut self) {
-        if self.shared.process.is_child() {
-            // Forked: the driver thread lives only in the parent, and the
-            // stop eventfd is the parent's too. Signal nothing, join
-            // nothing; the child's copy of the fd closes.
-            std::mem::forget(self.thread.take());
-            return;
-        }
-        self.shared.stopping.store(true, Ordering::Release);
-        self.shared.counters.incr(Counter::OtherSyscall);
-        let _ = userpoll::sys::eventfd_signal(self.stopfd.as_fd());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// A poller built on the userpoll ring. See the [crate documentation](crate).
 ///
