@@ -203,17 +203,7 @@ impl<P: Poller> Server<P> {
         let Some(fd) = &self.signals else {
             return Ok(false);
         };
-        let mut stop = false;
-        while let Some(sig) = sys::read_signal(fd.as_fd())? {
-            match sig {
-                libc::SIGUSR1 => {
-                    writeln!(out, "{}", serde_json::to_string(&self.report())?)?;
-                    out.flush()?;
-                }
-                _ => stop = true,
-            }
-        }
-        Ok(stop)
+        stats::answer_signals(fd.as_fd(), out, || self.report())
     }
 
     /// Accepts until EAGAIN, registering each connection for readable.

@@ -1,6 +1,9 @@
 //! What the server counts about itself, and the per-run report it prints
 //! (one JSON line) on SIGUSR1 and when it stops.
 
+use std::io::{self, Write};
+use std::os::fd::BorrowedFd;
+
 use serde::Serialize;
 use userpoll::Stats;
 
@@ -118,4 +121,26 @@ impl Report {
             cpu_ns_per_request: per(cpu_ns as f64),
         }
     }
+}
+
+/// Reads every signal pending on the server's signalfd: a SIGUSR1 prints
+/// `report()` as one JSON line on `out`; any other (SIGINT, SIGTERM) asks
+/// the server to stop, and `true` is returned. Both event loops answer
+/// signals so.
+pub(crate) fn answer_signals(
+    fd: BorrowedFd<'_>,
+    out: &mut dyn Write,
+    report: impl Fn() -> Report,
+) -> io::Result<bool> {
+    let mut stop = false;
+    while let Some(sig) = crate::sys::read_signal(fd)? {
+        match sig {
+            libc::SIGUSR1 => {
+                writeln!(out, "{}", serde_json::to_string(&report())?)?;
+                out.flush()?;
+            }
+            _ => stop = true,
+        }
+    }
+    Ok(stop)
 }

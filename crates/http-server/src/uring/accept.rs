@@ -10,7 +10,7 @@ use io_uring::{cqueue, opcode, types};
 use userpoll::Counter;
 
 use super::{user_data, Accepting, Kind, UringServer};
-use crate::sys;
+use crate::stats;
 
 impl UringServer {
     pub(super) fn arm_accept(&mut self) -> io::Result<()> {
@@ -108,16 +108,7 @@ impl UringServer {
         let Some(fd) = &self.signals else {
             return Ok(false);
         };
-        let mut stop = false;
-        while let Some(sig) = sys::read_signal(fd.as_fd())? {
-            match sig {
-                libc::SIGUSR1 => {
-                    writeln!(out, "{}", serde_json::to_string(&self.report())?)?;
-                    out.flush()?;
-                }
-                _ => stop = true,
-            }
-        }
+        let stop = stats::answer_signals(fd.as_fd(), out, || self.report())?;
         if !cqueue::more(flags) {
             self.counters.incr(Counter::RearmKernelEnded);
             self.arm_signals()?;
