@@ -137,8 +137,9 @@ impl Builder {
     /// `Events` or `min_wait` has passed with at least one event, and from
     /// then on returns at the first, so a burst costs one wake-up instead
     /// of one per event. Up to `min_wait` of latency is added to events
-    /// that come while a wait is younger than that; an idle poller's first
-    /// event is not delayed. Zero (the default) turns it off. Needs
+    /// (and to a [`Control::wake`](userpoll::Control::wake)) that come
+    /// while a wait is younger than that; an idle poller's first event is
+    /// not delayed. Zero (the default) turns it off. Needs
     /// IORING_FEAT_MIN_TIMEOUT (Linux 6.12): `build` fails with EOPNOTSUPP
     /// without it. Rounded down to microseconds.
     ///

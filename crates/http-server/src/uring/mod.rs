@@ -48,7 +48,7 @@
 //!
 //! `user_data` is kind << 32 | slab key. A key is reused only after its
 //! last CQE (send done, recv ended), so no CQE ever names a newer
-//! connection; cancels and closes carry [`Kind::Ignore`].
+//! connection; cancels and closes carry `Kind::Ignore`.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
