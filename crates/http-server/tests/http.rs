@@ -13,7 +13,9 @@ use std::time::Duration;
 
 mod support;
 
-use support::{closed_by_server, each_backend, reset, response, Server};
+use support::{
+    closed_by_server, each_answered_exactly_once, each_backend, reset, response, Server,
+};
 
 #[test]
 fn keep_alive_pipelining_http10_and_404() {
@@ -212,22 +214,7 @@ fn a_thousand_concurrent_connections_each_served_exactly_once() {
         for s in &mut conns {
             s.write_all(b"GET /ind HTTP/1.1\r\n\r\n").unwrap();
         }
-        for (i, s) in conns.iter_mut().enumerate() {
-            let (status, _, body) = response(s).unwrap_or_else(|e| panic!("{b}: conn {i}: {e}"));
-            assert_eq!((status, body.len()), (200, 10), "{b}: conn {i}");
-        }
-        // Exactly once: nothing more arrives on any of them.
-        for s in &mut conns {
-            s.set_nonblocking(true).unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        for (i, s) in conns.iter_mut().enumerate() {
-            let mut b1 = [0u8; 1];
-            match s.read(&mut b1) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                other => panic!("{b}: conn {i} got more than one response: {other:?}"),
-            }
-        }
+        each_answered_exactly_once(b, &mut conns, 10);
         assert_eq!(srv.fds(), start + 1000, "{b}: one fd per connection");
         drop(conns);
         srv.expect_fds(start, "after 1,000 connections");

@@ -6,15 +6,14 @@
 //! keep-alive, pipelining, bad input and resets, are in `http.rs`, which
 //! runs them on `uring-recv` too.)
 
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
-use std::time::Duration;
 
 use http_server::ServerBackend;
 
 mod support;
 
-use support::{response, Server};
+use support::{each_answered_exactly_once, Server};
 
 /// A report's number at `"key":`.
 fn field(report: &str, key: &str) -> u64 {
@@ -39,21 +38,7 @@ fn many_at_once(srv: Server, n: usize, req: &[u8]) -> String {
     for s in &mut conns {
         s.write_all(req).unwrap();
     }
-    for (i, s) in conns.iter_mut().enumerate() {
-        let (status, _, body) = response(s).unwrap_or_else(|e| panic!("{b}: conn {i}: {e}"));
-        assert_eq!((status, body.len()), (200, 10), "{b}: conn {i}");
-    }
-    for s in &mut conns {
-        s.set_nonblocking(true).unwrap();
-    }
-    std::thread::sleep(Duration::from_millis(50));
-    for (i, s) in conns.iter_mut().enumerate() {
-        let mut b1 = [0u8; 1];
-        match s.read(&mut b1) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            other => panic!("{b}: conn {i} got more than one response: {other:?}"),
-        }
-    }
+    each_answered_exactly_once(b, &mut conns, 10);
     drop(conns);
     srv.expect_fds(start, "after the connections closed");
     let report = srv.stop();

@@ -137,6 +137,26 @@ pub fn response(s: &mut impl Read) -> io::Result<(u16, Headers, Vec<u8>)> {
 
 /// Whether the server closed (or reset) `s`: a read finds the end of the
 /// stream, or an error other than a timeout.
+/// Checks that every one of `conns` got exactly one 200 with a body of
+/// `body_len` bytes and nothing after it (read 50 ms later, non-blocking).
+pub fn each_answered_exactly_once(b: Backend, conns: &mut [TcpStream], body_len: usize) {
+    for (i, s) in conns.iter_mut().enumerate() {
+        let (status, _, body) = response(s).unwrap_or_else(|e| panic!("{b}: conn {i}: {e}"));
+        assert_eq!((status, body.len()), (200, body_len), "{b}: conn {i}");
+    }
+    for s in conns.iter_mut() {
+        s.set_nonblocking(true).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    for (i, s) in conns.iter_mut().enumerate() {
+        let mut b1 = [0u8; 1];
+        match s.read(&mut b1) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            other => panic!("{b}: conn {i} got more than one response: {other:?}"),
+        }
+    }
+}
+
 pub fn closed_by_server(s: &mut TcpStream) -> bool {
     let mut b = [0u8; 16];
     loop {
