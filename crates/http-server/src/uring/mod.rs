@@ -439,8 +439,8 @@ impl Drop for UringServer {
         // SAFETY: the ring is not used again.
         unsafe { ManuallyDrop::drop(&mut self.ring) };
         if idle {
-            // SAFETY: neither field is used again, the ring that had the
-            // buffer group registered is closed, and nothing in flight
+            // The ring that had the buffer group registered is closed.
+            // SAFETY: neither field is used again; nothing in flight
             // points into them (above).
             unsafe {
                 ManuallyDrop::drop(&mut self.conns);
