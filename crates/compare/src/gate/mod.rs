@@ -57,7 +57,7 @@ pub use judgement::{confirm, judge, Check, Checked, Verdict};
 pub use measurement::{measure, pooled, run_once, BackendRun, Metric, SuiteRun};
 pub use spin::{spin, spins_per_us, Spin};
 pub use suite::{GateSuite, Rule, Scenario, Tolerances};
-pub use summary::summary_markdown;
+pub use summary::{closing_lines, summary_markdown};
 pub use tolerance::{pooled_noise, tolerance};
 
 /// Why the gate could not run (exit 2).
@@ -246,5 +246,6 @@ fn run(opts: &GateOptions) -> Result<i32, CannotRun> {
         opts.out.join("gate-report.json").display(),
         opts.out.join("gate-summary.md").display()
     );
+    print!("{}", closing_lines(&checks));
     Ok(if regressions == 0 { 0 } else { 1 })
 }

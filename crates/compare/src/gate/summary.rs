@@ -81,6 +81,53 @@ pub fn summary_markdown(checks: &[Check], suite_path: &Path, baseline_path: &Pat
     s
 }
 
+/// The lines a gate prints last: its verdict and every regression in one
+/// line each, so that a log cut to its tail (a CI page) still says what
+/// failed and by how much. The table above them has the same rows.
+pub fn closing_lines(checks: &[Check]) -> String {
+    let failed: Vec<&Check> = checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Regression)
+        .collect();
+    let mut s = String::new();
+    if failed.is_empty() {
+        let _ = writeln!(s, "gate: PASS ({} checks)", checks.len());
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "gate: REGRESSION in {} of {} checks:",
+        failed.len(),
+        checks.len()
+    );
+    for c in failed {
+        if c.metric == Checked::Correctness {
+            let _ = writeln!(
+                s,
+                "gate:   {}/{} correctness: {}",
+                c.scenario, c.backend, c.detail
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "gate:   {}/{} {}: {:.3} against {:.3} ±{:.3}{}",
+                c.scenario,
+                c.backend,
+                c.metric.name(),
+                c.measured,
+                c.baseline,
+                c.tolerance,
+                if c.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", c.detail)
+                }
+            );
+        }
+    }
+    s
+}
+
 fn verdict_word(v: Verdict) -> &'static str {
     match v {
         Verdict::Pass => "pass",

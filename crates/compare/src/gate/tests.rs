@@ -246,6 +246,42 @@ fn correctness_failures_are_always_regressions() {
     assert_eq!(c.verdict, Verdict::Regression);
     let md = summary_markdown(&checks, Path::new("g.json"), Path::new("b.json"));
     assert!(md.starts_with("# Performance gate: REGRESSION"), "{md}");
+    let last = closing_lines(&checks);
+    assert!(
+        last.starts_with("gate: REGRESSION in 1 of ")
+            && last.contains("s/mio correctness: 0 of 5 runs failed; 1 stale or spurious"),
+        "{last}"
+    );
+}
+
+#[test]
+fn the_closing_lines_name_each_regression_with_its_numbers() {
+    let s = suite();
+    let b = baseline_from(&s, vec![run_with(1.0, 1.0); 3], BTreeMap::new());
+    let pass = judge(&s, &b, &run_with(1.0, 1.0)).unwrap();
+    assert_eq!(
+        closing_lines(&pass),
+        format!("gate: PASS ({} checks)\n", pass.len())
+    );
+    let mut checks = pass.clone();
+    let c = checks
+        .iter_mut()
+        .find(|c| c.metric != Checked::Correctness)
+        .unwrap();
+    c.verdict = Verdict::Regression;
+    c.measured = c.baseline + 2.0 * c.tolerance + 0.5;
+    let want = format!(
+        "gate:   {}/{} {}: {:.3} against {:.3} ±{:.3}",
+        c.scenario,
+        c.backend,
+        c.metric.name(),
+        c.measured,
+        c.baseline,
+        c.tolerance
+    );
+    let last = closing_lines(&checks);
+    assert!(last.starts_with("gate: REGRESSION in 1 of "), "{last}");
+    assert!(last.contains(&want), "{last}\nwants {want}");
 }
 
 #[test]
