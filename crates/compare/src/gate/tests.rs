@@ -300,3 +300,51 @@ fn the_committed_suite_is_valid_and_its_baseline_matches_it() {
         "benches/baseline.json was recorded with another suite"
     );
 }
+
+#[test]
+fn a_third_run_outvotes_a_first_run_disturbed_throughout() {
+    // Baseline: mio's CPU ratio 1.0 with a tolerance of 5% (the floor).
+    let s = suite();
+    let b = baseline_from(&s, vec![run_with(1.0, 1.0); 3], BTreeMap::new());
+    let rep = |vals: &[f64]| {
+        let mut r = run_with(0.0, 1.0);
+        let x = r.get_mut("s").unwrap().get_mut("mio").unwrap();
+        x.per_rep.insert(Metric::CpuRatio, vals.to_vec());
+        x.per_rep
+            .insert(Metric::OpSyscallsPerEvent, vec![1.0; vals.len()]);
+        x.set_medians();
+        r
+    };
+    let cpu = |checks: &[Check]| {
+        checks
+            .iter()
+            .find(|c| c.metric == Checked::Metric(Metric::CpuRatio))
+            .unwrap()
+            .clone()
+    };
+    // Every repetition of the first run disturbed, the later ones quiet.
+    let first = rep(&[1.4, 1.5, 1.5, 1.6]);
+    let quiet = rep(&[1.0, 1.01, 0.99, 1.0]);
+    let mut checks = judge(&s, &b, &first).unwrap();
+    assert_eq!(cpu(&checks).verdict, Verdict::Regression);
+    // Two runs pooled: half the repetitions are disturbed, and the median
+    // (1.2) stays past the line.
+    let two = pooled(&[&first], &quiet);
+    confirm(&mut checks, &judge(&s, &b, &two).unwrap(), 2);
+    assert_eq!(cpu(&checks).verdict, Verdict::Regression);
+    // A third: a third of them, and the median falls among the quiet runs.
+    let three = pooled(&[&first, &quiet], &quiet);
+    confirm(&mut checks, &judge(&s, &b, &three).unwrap(), 3);
+    let c = cpu(&checks);
+    assert_eq!(c.verdict, Verdict::Pass, "{}", c.detail);
+    assert!(c.detail.contains("not confirmed"), "{}", c.detail);
+    // A real regression moves every run, and all three confirm it.
+    let mut checks = judge(&s, &b, &first).unwrap();
+    let two = pooled(&[&first], &first);
+    confirm(&mut checks, &judge(&s, &b, &two).unwrap(), 2);
+    let three = pooled(&[&first, &first], &first);
+    confirm(&mut checks, &judge(&s, &b, &three).unwrap(), 3);
+    let c = cpu(&checks);
+    assert_eq!(c.verdict, Verdict::Regression);
+    assert!(c.detail.starts_with("confirmed by run 3"), "{}", c.detail);
+}
