@@ -10,9 +10,9 @@
 //!
 //! Slab counts are system-wide: other processes allocate and free too, so
 //! only caches that moved by at least a quarter of an object per fd are
-//! counted as the backend's. SLUB merges caches of one size, and
-//! `/proc/slabinfo` names a merged group after one member
-//! (`/sys/kernel/slab/NAME` links each name to its group): epoll's
+//! counted as the backend's ([`compare::memory`] reads them). SLUB merges
+//! caches of one size, and `/proc/slabinfo` names a merged group after one
+//! member (`/sys/kernel/slab/NAME` links each name to its group): epoll's
 //! `eventpoll_pwq` shows as `anon_vma_chain` here.
 
 use std::collections::BTreeMap;
@@ -20,31 +20,7 @@ use std::time::Duration;
 
 use compare::backends::{self, BackendId};
 use compare::fds::{FdKind, FdSet};
-
-/// Per slab cache: active objects and object size.
-fn slabs() -> BTreeMap<String, (i64, i64)> {
-    let text = std::fs::read_to_string("/proc/slabinfo").unwrap_or_default();
-    text.lines()
-        .skip(2)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            Some((
-                f.first()?.to_string(),
-                (f.get(1)?.parse().ok()?, f.get(3)?.parse().ok()?),
-            ))
-        })
-        .collect()
-}
-
-/// A `kB` field of a `/proc` file, in bytes.
-fn kb(path: &str, key: &str) -> i64 {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<i64>().ok())
-        .map_or(0, |k| k * 1024)
-}
+use compare::memory::{self, Slabs};
 
 /// How long a dropped backend's memory takes to go back, at most.
 const SETTLE: Duration = Duration::from_secs(1);
@@ -62,7 +38,7 @@ fn measure(id: BackendId, fds: &FdSet) -> Sample {
     // The previous backend's ring is torn down by a kernel worker after its
     // drop: let its frees land before counting.
     std::thread::sleep(SETTLE);
-    let (s0, r0) = (slabs(), kb("/proc/self/status", "VmRSS:"));
+    let (s0, r0) = now();
     let mut b = backends::make(id, n).expect("make the backend");
     for t in 0..n {
         b.add(fds.read_fd(t), t as u32).expect("add");
@@ -71,22 +47,36 @@ fn measure(id: BackendId, fds: &FdSet) -> Sample {
     let mut out = Vec::new();
     b.wait(&mut out, Duration::ZERO).expect("wait");
     assert!(out.is_empty(), "{id}: idle fds delivered {out:?}");
-    let (s1, r1) = (slabs(), kb("/proc/self/status", "VmRSS:"));
+    let (s1, r1) = now();
     drop(b);
     let mut slab = 0;
     let mut caches = Vec::new();
-    for (name, &(objs, size)) in &s1 {
-        let before = s0.get(name).map_or(0, |v| v.0);
-        let d = objs - before;
-        if d * 4 >= n as i64 {
-            slab += d * size;
-            caches.push(format!("{name} {:.2}x{size}", d as f64 / n as f64));
+    for (name, d) in memory::delta(&s0, &s1) {
+        if memory::moved(d.objects, n) {
+            slab += d.objects * d.size;
+            caches.push(format!(
+                "{name} {:.2}x{}",
+                d.objects as f64 / n as f64,
+                d.size
+            ));
         }
     }
     Sample {
         slab: slab as f64 / n as f64,
         caches,
         rss: (r1 - r0) as f64 / n as f64,
+    }
+}
+
+/// The slab caches and this process's resident bytes; exits with the
+/// reason when `/proc/slabinfo` cannot be read (it needs root).
+fn now() -> (Slabs, i64) {
+    match (memory::slabs(), memory::rss(None)) {
+        (Ok(s), Ok(r)) => (s, r),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("idle_memory: {e}");
+            std::process::exit(2);
+        }
     }
 }
 

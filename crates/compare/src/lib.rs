@@ -18,6 +18,8 @@
 //!   every backend, nginx, `wrk` and a new-connection client).
 //! - [`cli`]: the command line.
 //! - [`sys`]: the raw calls (clocks, futex, limits) the harness counts.
+//! - [`memory`]: slab caches and resident memory from `/proc`, for the
+//!   memory examples (`idle_memory`, `http_idle_memory`).
 
 pub mod backends;
 pub mod cli;
@@ -26,6 +28,7 @@ pub mod gate;
 pub mod harness;
 pub mod hgrm;
 pub mod http;
+pub mod memory;
 pub mod plot;
 pub mod report;
 pub mod statistics;
