@@ -237,7 +237,7 @@ pub fn new_connection_per_request(
 
 /// `SO_LINGER` 0: the close sends a reset, as the series' client did, so
 /// neither side keeps TIME_WAIT sockets.
-fn linger_zero(s: &TcpStream) {
+pub fn linger_zero(s: impl std::os::fd::AsFd) {
     let _ = rustix::net::sockopt::set_socket_linger(s, Some(Duration::ZERO));
 }
 

@@ -39,9 +39,22 @@ pub struct Server {
 impl Server {
     /// `userpoll-http` on `backend`, serving `body` bytes at `/ind`.
     pub fn ours(backend: &str, body: usize, max_connections: usize) -> io::Result<Server> {
-        let exe = std::env::current_exe()?;
-        let mut child = Command::new(exe)
-            .args(["__serve", "--backend", backend, "--listen", "127.0.0.1:0"])
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.arg("__serve");
+        Server::start(cmd, backend, body, max_connections)
+    }
+
+    /// The server `cmd` runs (`compare __serve`, or the `userpoll-http`
+    /// binary itself: both take these options and announce themselves
+    /// alike) on `backend`, on a free port of 127.0.0.1.
+    pub fn start(
+        mut cmd: Command,
+        backend: &str,
+        body: usize,
+        max_connections: usize,
+    ) -> io::Result<Server> {
+        let mut child = cmd
+            .args(["--backend", backend, "--listen", "127.0.0.1:0"])
             .args(["--body", &body.to_string()])
             .args(["--max-connections", &max_connections.to_string()])
             .stdin(Stdio::null())
@@ -124,6 +137,11 @@ impl Server {
             addr,
             nginx_dir: Some(dir),
         }))
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The server's CPU time and (ours) counters now.
