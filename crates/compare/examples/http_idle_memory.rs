@@ -232,11 +232,19 @@ fn main() {
             let b = (rep + j) % k;
             let s = measure(&bin, &backends[b], n)
                 .unwrap_or_else(|e| fail(1, format!("{}: {e}", backends[b])));
+            let moved: i64 = s
+                .caches
+                .values()
+                .filter(|c| memory::moved(c.objects, n))
+                .map(|c| c.objects * c.size)
+                .sum();
             eprintln!(
-                "rep {}/{reps} {:<12} server RSS {:+.0} B per connection",
+                "rep {}/{reps} {:<12} per connection: server RSS {:+.0} B, \
+                 slab {:+.0} B (caches that moved this time)",
                 rep + 1,
                 backends[b],
-                s.rss
+                s.rss,
+                moved as f64 / n as f64
             );
             got[b].push(s);
         }
