@@ -469,6 +469,7 @@ fn backends_lists_every_id_and_its_state() {
         "epoll-et",
         "epoll-oneshot",
         "uring-raw",
+        "uring-raw:coop",
         "uring-read",
         "uring-poll",
         "uring-poll:coop",

@@ -29,6 +29,8 @@ pub enum BackendId {
     EpollOneshot,
     /// `uring-raw`.
     UringRaw,
+    /// `uring-raw:coop`.
+    UringRawCoop,
     /// `uring-read`.
     UringRead,
     /// `uring-poll`.
@@ -86,6 +88,7 @@ impl BackendId {
             BackendId::EpollEt => "epoll-et",
             BackendId::EpollOneshot => "epoll-oneshot",
             BackendId::UringRaw => "uring-raw",
+            BackendId::UringRawCoop => "uring-raw:coop",
             BackendId::UringRead => "uring-read",
             BackendId::UringPoll => "uring-poll",
             BackendId::UringPollCoop => "uring-poll:coop",
@@ -125,7 +128,7 @@ impl BackendId {
         use BackendId::*;
         match self {
             Floor | EpollLt | EpollEt | EpollOneshot => Family::Epoll,
-            UringRaw | UringRead | UringPoll | UringPollCoop | UringPollDefer
+            UringRaw | UringRawCoop | UringRead | UringPoll | UringPollCoop | UringPollDefer
             | UringPollDeferBatch | UringPollSqpoll | UringPollRearm => Family::Uring,
             EpollRing | EpollRingInline | Mio | Polling | Reference => Family::Userpoll,
         }
@@ -244,6 +247,14 @@ const CATALOGUE: &[BackendInfo] = &[
         id: BackendId::UringRaw,
         about: "hand-written multishot POLL_ADD loop on the io-uring crate (SINGLE_ISSUER + \
                 DEFER_TASKRUN): the floor for uring-poll's own overhead",
+        multi_consumer: false,
+        delivery: Delivery::Edge,
+        delivers_data: false,
+    },
+    BackendInfo {
+        id: BackendId::UringRawCoop,
+        about: "the same hand-written loop on a COOP_TASKRUN + TASKRUN_FLAG ring: the floor for \
+                uring-poll:coop's own overhead",
         multi_consumer: false,
         delivery: Delivery::Edge,
         delivers_data: false,

@@ -75,8 +75,8 @@ pub trait FireListener: Send + Sync {
 
 /// `Ok` when `id` can run on this kernel, or why it cannot.
 pub fn availability(id: BackendId) -> Result<(), String> {
-    if id == BackendId::UringRaw {
-        return uring_raw::probe();
+    if let Some(setup) = raw_setup(id) {
+        return uring_raw::probe(setup);
     }
     if id == BackendId::UringRead {
         return uring_read::probe();
@@ -94,11 +94,21 @@ pub fn availability(id: BackendId) -> Result<(), String> {
     }
 }
 
+/// The ring setup of a hand-written multishot poll loop; `None` for the
+/// other backends.
+fn raw_setup(id: BackendId) -> Option<uring_raw::Setup> {
+    match id {
+        BackendId::UringRaw => Some(uring_raw::Setup::Defer),
+        BackendId::UringRawCoop => Some(uring_raw::Setup::Coop),
+        _ => None,
+    }
+}
+
 /// The io_uring setup a backend uses, for the JSON's `env`; `None` for
 /// backends without a ring.
 pub fn ring_setup(id: BackendId, capacity: usize) -> Option<String> {
-    if id == BackendId::UringRaw {
-        return Some(uring_raw::setup_description(capacity));
+    if let Some(setup) = raw_setup(id) {
+        return Some(uring_raw::setup_description(setup, capacity));
     }
     if id == BackendId::UringRead {
         return Some(uring_read::setup_description(capacity));
@@ -123,7 +133,12 @@ pub fn make(id: BackendId, capacity: usize) -> io::Result<Box<dyn Backend>> {
         BackendId::EpollLt => Box::new(epoll::Epoll::new(epoll::Mode::Level, capacity)?),
         BackendId::EpollEt => Box::new(epoll::Epoll::new(epoll::Mode::Edge, capacity)?),
         BackendId::EpollOneshot => Box::new(epoll::Epoll::new(epoll::Mode::Oneshot, capacity)?),
-        BackendId::UringRaw => Box::new(uring_raw::UringRaw::new(capacity)?),
+        BackendId::UringRaw => {
+            Box::new(uring_raw::UringRaw::new(uring_raw::Setup::Defer, capacity)?)
+        }
+        BackendId::UringRawCoop => {
+            Box::new(uring_raw::UringRaw::new(uring_raw::Setup::Coop, capacity)?)
+        }
         BackendId::UringRead => Box::new(uring_read::UringRead::new(capacity)?),
         BackendId::Mio => Box::new(peers::Mio::new()?),
         BackendId::Polling => Box::new(peers::Polling::new()?),

@@ -2,9 +2,12 @@
 //! what a careful user writes without a library. It is the yardstick for
 //! `uring-poll`'s own overhead: same kernel mechanism, no contract.
 //!
-//! - Ring: `SINGLE_ISSUER | DEFER_TASKRUN` (the profile that came within
-//!   15% of epoll here, see `spec/io_uring-poll.md`), CQ sized to twice the
-//!   registrations so a round never overflows it.
+//! - Ring ([`Setup`]): `SINGLE_ISSUER | DEFER_TASKRUN` for `uring-raw`
+//!   (the profile that came within 15% of epoll here, see
+//!   `spec/io_uring-poll.md`), or `COOP_TASKRUN | TASKRUN_FLAG` for
+//!   `uring-raw:coop`, the same flags as `uring-poll:coop`, its yardstick.
+//!   The CQ is sized to twice the registrations so a round never overflows
+//!   it.
 //! - `user_data` = generation << 32 | token; a CQE whose generation is not
 //!   the token's current one (deleted since) is dropped and counted stale.
 //! - A CQE without `F_MORE` ends the request; it is re-armed after the
@@ -32,22 +35,42 @@ pub(super) fn cq_entries(capacity: usize) -> u32 {
     ((capacity * 2).max(SQ_ENTRIES as usize * 2)).next_power_of_two() as u32
 }
 
-pub(super) fn build(sq: u32, cq: u32) -> io::Result<IoUring> {
-    IoUring::builder()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .setup_cqsize(cq)
-        .setup_clamp()
-        .build(sq)
+/// The ring setup of a hand-written loop: which task-work mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    /// `SINGLE_ISSUER | DEFER_TASKRUN`: completions are posted only while
+    /// the loop is in `io_uring_enter` (`uring-raw`, `uring-read`).
+    Defer,
+    /// `COOP_TASKRUN | TASKRUN_FLAG`: completions are posted on the loop's
+    /// next entry into the kernel, whatever the call (`uring-raw:coop`).
+    Coop,
+}
+
+impl Setup {
+    fn builder(self) -> io_uring::Builder {
+        let mut b = IoUring::builder();
+        match self {
+            Setup::Defer => b.setup_single_issuer().setup_defer_taskrun(),
+            Setup::Coop => b.setup_coop_taskrun().setup_taskrun_flag(),
+        };
+        b
+    }
+
+    fn flags(self) -> &'static str {
+        match self {
+            Setup::Defer => "SINGLE_ISSUER|DEFER_TASKRUN",
+            Setup::Coop => "COOP_TASKRUN|TASKRUN_FLAG",
+        }
+    }
+}
+
+pub(super) fn build(setup: Setup, sq: u32, cq: u32) -> io::Result<IoUring> {
+    setup.builder().setup_cqsize(cq).setup_clamp().build(sq)
 }
 
 /// Whether the ring can be made here, or why not.
-pub fn probe() -> Result<(), String> {
-    match IoUring::<squeue::Entry, cqueue::Entry>::builder()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .build(8)
-    {
+pub fn probe(setup: Setup) -> Result<(), String> {
+    match setup.builder().build(8) {
         Ok(_) => Ok(()),
         Err(e) => Err(match e.raw_os_error() {
             Some(libc::ENOSYS) => "io_uring is not built into this kernel (ENOSYS)".to_string(),
@@ -55,19 +78,20 @@ pub fn probe() -> Result<(), String> {
                 "io_uring is disabled for this process (EPERM; see sysctl kernel.io_uring_disabled)"
                     .to_string()
             }
-            Some(libc::EINVAL) => {
-                "the kernel rejects SINGLE_ISSUER | DEFER_TASKRUN (EINVAL; needs Linux 6.1)"
-                    .to_string()
-            }
+            Some(libc::EINVAL) => format!(
+                "the kernel rejects {} (EINVAL; DEFER_TASKRUN needs Linux 6.1, COOP_TASKRUN 5.19)",
+                setup.flags()
+            ),
             _ => format!("io_uring_setup failed: {e}"),
         }),
     }
 }
 
 /// The ring setup, for the JSON's `env`.
-pub fn setup_description(capacity: usize) -> String {
+pub fn setup_description(setup: Setup, capacity: usize) -> String {
     format!(
-        "SINGLE_ISSUER|DEFER_TASKRUN|CLAMP, sq {SQ_ENTRIES}, cq {}, multishot POLL_ADD",
+        "{}|CLAMP, sq {SQ_ENTRIES}, cq {}, multishot POLL_ADD",
+        setup.flags(),
         cq_entries(capacity)
     )
 }
@@ -92,16 +116,16 @@ impl std::fmt::Debug for UringRaw {
 }
 
 impl UringRaw {
-    /// A ring for `capacity` registrations.
-    pub fn new(capacity: usize) -> io::Result<UringRaw> {
-        UringRaw::with_sizes(capacity, SQ_ENTRIES, cq_entries(capacity))
+    /// A ring of `setup` for `capacity` registrations.
+    pub fn new(setup: Setup, capacity: usize) -> io::Result<UringRaw> {
+        UringRaw::with_sizes(setup, capacity, SQ_ENTRIES, cq_entries(capacity))
     }
 
     /// A ring with the given SQ and CQ sizes (tests use a CQ smaller than
     /// the registrations to force overflow).
-    fn with_sizes(capacity: usize, sq: u32, cq: u32) -> io::Result<UringRaw> {
+    fn with_sizes(setup: Setup, capacity: usize, sq: u32, cq: u32) -> io::Result<UringRaw> {
         Ok(UringRaw {
-            ring: build(sq, cq)?,
+            ring: build(setup, sq, cq)?,
             slots: Slots::new(capacity),
             rearm_owed: vec![false; capacity],
             overflowed: false,
@@ -243,15 +267,31 @@ mod tests {
         seen
     }
 
+    /// Both setups, or none with the reason where the kernel lacks them.
+    fn setups() -> Vec<Setup> {
+        [Setup::Defer, Setup::Coop]
+            .into_iter()
+            .filter(|&s| match probe(s) {
+                Ok(()) => true,
+                Err(why) => {
+                    eprintln!("{s:?} skipped: {why}");
+                    false
+                }
+            })
+            .collect()
+    }
+
     #[test]
     fn overflow_loses_no_event_and_re_arms_what_the_kernel_ended() {
-        if let Err(why) = probe() {
-            eprintln!("skipped: {why}");
-            return;
+        for setup in setups() {
+            overflow_on(setup);
         }
+    }
+
+    fn overflow_on(setup: Setup) {
         // 64 registrations, a CQ of 16: firing all at once overflows it.
         let fds = FdSet::open(FdKind::Eventfd, 64).unwrap();
-        let mut r = UringRaw::with_sizes(64, 8, 16).unwrap();
+        let mut r = UringRaw::with_sizes(setup, 64, 8, 16).unwrap();
         for t in 0..64 {
             r.add(fds.read_fd(t), t as u32).unwrap();
         }
@@ -264,27 +304,36 @@ mod tests {
             }
             let seen = take_all(&mut r, &fds, 64);
             let set: BTreeSet<u32> = seen.iter().copied().collect();
-            assert_eq!(set, (0..64).collect(), "round {round}: every fired fd");
-            assert_eq!(seen.len(), 64, "round {round}: each exactly once");
+            assert_eq!(
+                set,
+                (0..64).collect(),
+                "{setup:?} round {round}: every fired fd"
+            );
+            assert_eq!(seen.len(), 64, "{setup:?} round {round}: each exactly once");
         }
         let s = r.stats();
-        assert!(s.get(Counter::OverflowRecoveries) >= 1, "{s:?}");
-        assert!(s.rearms() >= 1, "the kernel ended polls on overflow: {s:?}");
-        assert_eq!(s.get(Counter::EventsDelivered), 192);
+        assert!(s.get(Counter::OverflowRecoveries) >= 1, "{setup:?} {s:?}");
+        assert!(
+            s.rearms() >= 1,
+            "{setup:?}: the kernel ended polls on overflow: {s:?}"
+        );
+        assert_eq!(s.get(Counter::EventsDelivered), 192, "{setup:?}");
         // Nothing more is pending once everything was drained.
         buf.clear();
         r.wait(&mut buf, Duration::from_millis(20)).unwrap();
-        assert!(buf.is_empty(), "{buf:?}");
+        assert!(buf.is_empty(), "{setup:?}: {buf:?}");
     }
 
     #[test]
     fn a_deleted_registration_delivers_nothing_even_when_fired_before_the_delete() {
-        if let Err(why) = probe() {
-            eprintln!("skipped: {why}");
-            return;
+        for setup in setups() {
+            deleted_on(setup);
         }
+    }
+
+    fn deleted_on(setup: Setup) {
         let fds = FdSet::open(FdKind::Eventfd, 4).unwrap();
-        let mut r = UringRaw::new(4).unwrap();
+        let mut r = UringRaw::new(setup, 4).unwrap();
         for t in 0..4 {
             r.add(fds.read_fd(t), t as u32).unwrap();
         }
@@ -294,10 +343,10 @@ mod tests {
         fds.fire(3).unwrap();
         r.delete(fds.read_fd(2), 2).unwrap();
         let seen = take_all(&mut r, &fds, 1);
-        assert_eq!(seen, [3]);
+        assert_eq!(seen, [3], "{setup:?}");
         fds.fire(2).unwrap();
         let mut buf = Vec::new();
         r.wait(&mut buf, Duration::from_millis(50)).unwrap();
-        assert!(buf.is_empty(), "deleted fd 2 delivered: {buf:?}");
+        assert!(buf.is_empty(), "{setup:?}: deleted fd 2 delivered: {buf:?}");
     }
 }

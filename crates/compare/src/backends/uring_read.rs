@@ -45,7 +45,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use userpoll::{Counter, Counters, Stats};
 
 use super::uring_loop::{enter_step, push, Slots};
-use super::uring_raw::{build, cq_entries, SQ_ENTRIES};
+use super::uring_raw::{build, cq_entries, Setup, SQ_ENTRIES};
 use super::Backend;
 use pool::{Pool, BGID, MAX_RING_ENTRIES};
 
@@ -68,8 +68,8 @@ pub fn probe() -> Result<(), String> {
 }
 
 fn probe_kernel() -> Result<(), String> {
-    super::uring_raw::probe()?;
-    let ring = build(8, 16).map_err(|e| format!("io_uring_setup failed: {e}"))?;
+    super::uring_raw::probe(Setup::Defer)?;
+    let ring = build(Setup::Defer, 8, 16).map_err(|e| format!("io_uring_setup failed: {e}"))?;
     let mut p = Probe::new();
     ring.submitter()
         .register_probe(&mut p)
@@ -132,7 +132,7 @@ impl UringRead {
         cq: u32,
         pool: Option<(usize, u32)>,
     ) -> io::Result<UringRead> {
-        let ring = build(sq, cq)?;
+        let ring = build(Setup::Defer, sq, cq)?;
         let inc_count = (capacity * INC_BYTES_PER_REGISTRATION).div_ceil(INC_BUF_SIZE as usize) + 2;
         let (count, size) = pool.unwrap_or((inc_count, INC_BUF_SIZE));
         let count = count.next_power_of_two().min(MAX_RING_ENTRIES);
