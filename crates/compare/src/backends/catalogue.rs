@@ -246,7 +246,7 @@ const CATALOGUE: &[BackendInfo] = &[
     BackendInfo {
         id: BackendId::UringRaw,
         about: "hand-written multishot POLL_ADD loop on the io-uring crate (SINGLE_ISSUER + \
-                DEFER_TASKRUN): the floor for uring-poll's own overhead",
+                DEFER_TASKRUN): the floor for uring-poll:defer's own overhead",
         multi_consumer: false,
         delivery: Delivery::Edge,
         delivers_data: false,
